@@ -1,0 +1,68 @@
+"""Small functions the bundle JSON calls to turn its settings into objects (kept out of the JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from .masking import MaskGenerator
+from .synthetic import ensure_synthetic_dataset
+
+METHODS = ("masksup", "context", "baseline")
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return method
+
+
+def method_weights(method: str, alpha: float, beta: float, gamma: float) -> tuple[float, float, float]:
+    """Effective (α, β, γ): ``baseline`` zeroes β and γ, ``context`` zeroes γ, ``masksup`` keeps all."""
+    check_method(method)
+    if method == "baseline":
+        return float(alpha), 0.0, 0.0
+    if method == "context":
+        return float(alpha), float(beta), 0.0
+    return float(alpha), float(beta), float(gamma)
+
+
+def make_masker(method: str, kind: str, ratio, seed: int) -> MaskGenerator | None:
+    """The training masker, or ``None`` for the baseline (then no masked forward runs at all)."""
+    return None if check_method(method) == "baseline" else MaskGenerator(kind, ratio, seed=seed)
+
+
+def resolve_datalist(datalist: str, dataset_dir: str, output_dir: str) -> str:
+    """``--datalist`` if given, else ``<dataset_dir>/datalist.json``, else the embedded synthetic set."""
+    if datalist:
+        return str(datalist)
+    if dataset_dir:
+        path = Path(dataset_dir) / "datalist.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"--dataset_dir {dataset_dir} holds no datalist.json (prepare it with `medseg-masksup prepare`)")
+        return str(path)
+    return str(ensure_synthetic_dataset(Path(output_dir) / "synthetic"))
+
+
+def dataset_name(datalist: str) -> str:
+    """The datalist's ``name`` (or its folder name), safe for paths and MLflow experiment names."""
+    try:
+        name = json.loads(Path(datalist).read_text()).get("name") or ""
+    except (OSError, json.JSONDecodeError):
+        name = ""
+    name = name or Path(datalist).resolve().parent.name
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+
+
+def new_run_dir(output_dir: str, dataset: str, method: str) -> str:
+    """A fresh ``<output_dir>/<dataset>/<method>/<timestamp>`` folder: runs never overwrite each other."""
+    base = Path(output_dir) / dataset / method
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir, n = base / stamp, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base / f"{stamp}-{n}"
+    run_dir.mkdir(parents=True)
+    return os.fspath(run_dir)

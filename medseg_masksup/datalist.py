@@ -1,0 +1,63 @@
+"""Reading a prepared ``datalist.json``: train/validation split and a dataset fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from monai.data import load_decathlon_datalist
+
+
+class DatalistError(ValueError):
+    """A datalist that cannot be trained on; the message names the file and the problem."""
+
+
+def load_split(datalist: str | os.PathLike, val_fold: int = 0) -> tuple[list[dict], list[dict]]:
+    """Training and validation items with absolute paths.
+
+    Validation is the datalist's ``validation`` list when it is non-empty, otherwise the
+    ``training`` items whose ``fold`` equals ``val_fold``. ``test`` is never read here.
+    """
+    path = Path(datalist)
+    if not path.is_file():
+        raise DatalistError(f"datalist not found: {path} (give --datalist a prepared datalist.json)")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DatalistError(f"datalist {path} is not valid JSON: {err}") from None
+    if not raw.get("training"):
+        raise DatalistError(f"datalist {path} has no 'training' items")
+    base = str(path.parent)
+    training = load_decathlon_datalist(path, data_list_key="training", base_dir=base)
+    validation = load_decathlon_datalist(path, data_list_key="validation", base_dir=base) if raw.get("validation") else []
+    if not validation:
+        if any("fold" not in item for item in training):
+            raise DatalistError(f"datalist {path} has no 'validation' list and its training items lack a 'fold' key")
+        validation = [item for item in training if int(item["fold"]) == val_fold]
+        training = [item for item in training if int(item["fold"]) != val_fold]
+        if not validation:
+            folds = sorted({int(item["fold"]) for item in training})
+            raise DatalistError(f"datalist {path}: no training item has fold {val_fold} (folds present: {folds})")
+    if not training:
+        raise DatalistError(f"datalist {path}: nothing left to train on after holding out the validation split")
+    for item in training + validation:
+        for key in ("image", "label"):
+            if key not in item:
+                raise DatalistError(f"datalist {path}: an item has no '{key}': {item}")
+            if not os.path.isfile(item[key]):
+                raise DatalistError(f"datalist {path}: {key} file not found: {item[key]}")
+    return training, validation
+
+
+def fingerprint(items: list[dict], keys: tuple[str, ...] = ("image", "label")) -> str:
+    """``"<n files>:<sha256 prefix>"`` over the names and bytes of every file the items point at."""
+    digest = hashlib.sha256()
+    paths = sorted({item[k] for item in items for k in keys if k in item})
+    for p in paths:
+        digest.update(os.path.basename(p).encode())
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return f"{len(paths)}:{digest.hexdigest()[:16]}"

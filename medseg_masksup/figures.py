@@ -1,0 +1,91 @@
+"""Pictures people would rather look at than read: overlays and learning curves (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def to_display(image: np.ndarray, normalised_range: Sequence[float] = (-1.0, 1.0)) -> np.ndarray:
+    """Channel-first image as MONAI reads a PNG (C, W, H), in ``normalised_range`` → (H, W, 3) floats in [0, 1]."""
+    lo, hi = normalised_range
+    img = np.clip((np.asarray(image, dtype=np.float32) - lo) / (hi - lo), 0, 1)
+    if img.shape[0] == 1:
+        img = np.repeat(img, 3, axis=0)
+    return np.transpose(img[:3], (2, 1, 0))
+
+
+def mask_to_display(mask: np.ndarray) -> np.ndarray:
+    """(1, W, H) or (W, H) mask → (H, W) boolean, matching :func:`to_display`."""
+    m = np.asarray(mask)
+    return np.transpose(m[0] if m.ndim == 3 else m) > 0.5
+
+
+def _tint(rgb: np.ndarray, mask: np.ndarray, colour: Sequence[float], alpha: float = 0.45) -> np.ndarray:
+    out = rgb.copy()
+    out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(colour)
+    return out
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Save atomically (temp file + rename) and close."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def overlay_panel(image, masked_image, label, pred, path, title: str = "", dice: float | None = None) -> Path:
+    """One case: image | masked input | ground truth | prediction (green = truth, red = prediction)."""
+    rgb = to_display(image)
+    panels = [
+        ("image", rgb),
+        ("masked input (MaskSup branch)", to_display(masked_image) if masked_image is not None else rgb * 0),
+        ("ground truth", _tint(rgb, mask_to_display(label), (0, 1, 0))),
+        ("prediction" + (f" (Dice {dice:.3f})" if dice is not None else ""), _tint(rgb, mask_to_display(pred), (1, 0, 0))),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+    for ax, (name, img) in zip(axes, panels):
+        ax.imshow(img)
+        ax.set_title(name, fontsize=10)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return save_figure(fig, path)
+
+
+def learning_curves(history: Sequence[Mapping[str, float]], path, title: str = "") -> Path:
+    """Training losses (left) and validation metrics (right) per epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("train_loss", "train_loss_seg", "train_loss_masked", "train_loss_consistency"):
+        values = [h.get(key) for h in history]
+        if any(v is not None and v != 0 for v in values):
+            left.plot(epochs, [np.nan if v is None else v for v in values], label=key.replace("train_", ""))
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.set_title("training loss")
+    left.legend()
+    for key in ("val_dice", "val_iou"):
+        values = [h.get(key, np.nan) for h in history]
+        right.plot(epochs, values, marker="o", ms=3, label=key)
+    baseline = next((h["threshold_baseline_dice"] for h in history if "threshold_baseline_dice" in h), None)
+    if baseline is not None:
+        right.axhline(baseline, color="grey", ls="--", label="Otsu threshold Dice")
+    right.set_ylim(0, 1)
+    right.set_xlabel("epoch")
+    right.set_title("validation")
+    right.legend()
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)

@@ -1,0 +1,46 @@
+"""Dictionary transforms MONAI lacks for 2D RGB segmentation data."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform
+
+
+class EnsureChannelsd(MapTransform):
+    """Give channel-first images exactly ``channels`` channels: grey is repeated, alpha is dropped."""
+
+    def __init__(self, keys: KeysCollection, channels: int = 3, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.channels = channels
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            have = img.shape[0]
+            if have == self.channels:
+                continue
+            if have == 1:
+                d[key] = img.repeat(self.channels, *([1] * (img.ndim - 1)))
+            elif have > self.channels and self.channels in (1, 3):
+                d[key] = img[: self.channels]  # RGBA → RGB, or first channel for grey models
+            else:
+                raise ValueError(f"'{key}' has {have} channels; cannot make {self.channels} from it")
+        return d
+
+
+class BinarizeLabeld(MapTransform):
+    """Turn any mask (0/1, 0/255, instance ids, RGB) into one float channel of 0/1: ``first channel > threshold``."""
+
+    def __init__(self, keys: KeysCollection, threshold: float = 0.0, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.threshold = threshold
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = (d[key][:1] > self.threshold).float()
+        return d
