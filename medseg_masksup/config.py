@@ -34,8 +34,10 @@ def make_masker(method: str, kind: str, ratio, seed: int) -> MaskGenerator | Non
     return None if check_method(method) == "baseline" else MaskGenerator(kind, ratio, seed=seed)
 
 
-def resolve_datalist(datalist: str, dataset_dir: str, output_dir: str) -> str:
-    """``--datalist`` if given, else ``<dataset_dir>/datalist.json``, else the embedded synthetic set."""
+def resolve_datalist(datalist: str, dataset_dir: str, output_dir: str, synthetic_cases: int = 200,
+                     synthetic_size: int = 128) -> str:
+    """``--datalist`` if given, else ``<dataset_dir>/datalist.json``, else the embedded synthetic set
+    (``synthetic_cases`` images of ``synthetic_size`` pixels, made once under ``<output_dir>/synthetic``)."""
     if datalist:
         return str(datalist)
     if dataset_dir:
@@ -43,7 +45,7 @@ def resolve_datalist(datalist: str, dataset_dir: str, output_dir: str) -> str:
         if not path.is_file():
             raise FileNotFoundError(f"--dataset_dir {dataset_dir} holds no datalist.json (prepare it with `medseg-masksup prepare`)")
         return str(path)
-    return str(ensure_synthetic_dataset(Path(output_dir) / "synthetic"))
+    return str(ensure_synthetic_dataset(Path(output_dir) / "synthetic", n_cases=synthetic_cases, size=synthetic_size))
 
 
 def dataset_name(datalist: str) -> str:

@@ -78,7 +78,7 @@ def _atomic_png(array: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def ensure_synthetic_dataset(out_dir: str | os.PathLike, n_cases: int = 100, size: int = 128, seed: int = 0,
+def ensure_synthetic_dataset(out_dir: str | os.PathLike, n_cases: int = 200, size: int = 128, seed: int = 0,
                              folds: int = 5) -> Path:
     """Create (once) the synthetic set under ``out_dir`` and return its ``datalist.json`` path.
 

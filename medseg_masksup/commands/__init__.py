@@ -1,0 +1,1 @@
+"""One module per ``medseg-masksup`` command, each exposing ``main(argv) -> int``."""

@@ -1,0 +1,41 @@
+"""The one definition of preprocessing, built from a :class:`TrainingRecord`.
+
+Training (bundle) and inference both call these functions with the record that the checkpoint
+carries, so the image a model sees at inference is prepared exactly as during training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, ScaleIntensityRanged
+
+from .record import TrainingRecord
+from .transforms import BinarizeLabeld, EnsureChannelsd
+
+
+def image_transforms(record: TrainingRecord, keys: Sequence[str] = ("image",)) -> list:
+    """Channel-first image → ``in_channels`` channels, resized to ``img_size``, scaled to ``normalised_range``."""
+    (a_min, a_max), (b_min, b_max) = record.intensity_range, record.normalised_range
+    return [
+        EnsureChannelsd(keys, channels=record.in_channels),
+        Resized(keys, spatial_size=record.img_size, mode="area"),
+        ScaleIntensityRanged(keys, a_min=a_min, a_max=a_max, b_min=b_min, b_max=b_max, clip=True),
+        EnsureTyped(keys, dtype=torch.float32),
+    ]
+
+
+def label_transforms(record: TrainingRecord, keys: Sequence[str] = ("label",)) -> list:
+    """Any mask → one 0/1 channel (``> label_threshold``), resized with nearest neighbour."""
+    return [
+        BinarizeLabeld(keys, threshold=record.label_threshold),
+        Resized(keys, spatial_size=record.img_size, mode="nearest"),
+        EnsureTyped(keys, dtype=torch.float32),
+    ]
+
+
+def training_preprocessing(record: TrainingRecord) -> Compose:
+    """Load an ``{"image", "label"}`` item from files and prepare both (deterministic, so cacheable)."""
+    load = LoadImaged(["image", "label"], image_only=True, ensure_channel_first=True)
+    return Compose([load, *image_transforms(record), *label_transforms(record)])
