@@ -12,7 +12,7 @@ import torch
 from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, ScaleIntensityRanged
 
 from .record import TrainingRecord
-from .transforms import BinarizeLabeld, EnsureChannelsd
+from .transforms import BinarizeLabeld, CheckSameSized, EnsureChannelsd
 
 
 def image_transforms(record: TrainingRecord, keys: Sequence[str] = ("image",)) -> list:
@@ -36,6 +36,9 @@ def label_transforms(record: TrainingRecord, keys: Sequence[str] = ("label",)) -
 
 
 def training_preprocessing(record: TrainingRecord) -> Compose:
-    """Load an ``{"image", "label"}`` item from files and prepare both (deterministic, so cacheable)."""
-    load = LoadImaged(["image", "label"], image_only=True, ensure_channel_first=True)
-    return Compose([load, *image_transforms(record), *label_transforms(record)])
+    """Load an ``{"image", "label"}`` item (PNG/JPG/BMP/TIFF via PIL) and prepare both (deterministic, cacheable).
+
+    Errors name the files: an unreadable file, or an image and mask of different sizes.
+    """
+    load = LoadImaged(["image", "label"], reader="PILReader", image_only=True, ensure_channel_first=True)
+    return Compose([load, CheckSameSized(("image", "label")), *image_transforms(record), *label_transforms(record)])

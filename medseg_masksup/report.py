@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from monai.utils import min_version, optional_import
 
+from .checkpoint import load_checkpoint
 from .figures import learning_curves, overlay_panel
 from .masking import MaskGenerator
 from .record import TrainingRecord
@@ -56,6 +57,12 @@ class TrainingReport:
         self.history: list[dict[str, float]] = []
         self.threshold_dice: float | None = None
 
+    def state_dict(self) -> dict:
+        return {"history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = list(state.get("history", []))
+
     def attach(self, engine) -> None:
         engine.add_event_handler(Events.STARTED, self.started)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
@@ -84,8 +91,7 @@ class TrainingReport:
     def _overlays(self, device: torch.device) -> list[Path]:
         net = copy.deepcopy(self.network_def).to(device).eval()
         if self.checkpoint_path.is_file():
-            state = torch.load(self.checkpoint_path, map_location=device, weights_only=True)
-            net.load_state_dict(state["model"])
+            net.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=device)["model"])
         masker = MaskGenerator(self.record.mask_kind, self.record.mask_ratio, seed=self.record.seed)
         paths = []
         for i in range(min(self.n_overlays, len(self.val_dataset))):

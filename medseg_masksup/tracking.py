@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from monai.handlers import MLFlowHandler
-from monai.utils import min_version, optional_import
-
-Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
 
 def sqlite_uri(path: str) -> str:
@@ -20,8 +17,8 @@ class MLflowRunHandler(MLFlowHandler):
 
     MONAI's handler re-uses the oldest unfinished run of the same name, a crashed one included. Here:
     ``run_id`` resumes that run; ``share_with`` logs into another handler's run (e.g. the validator's
-    metrics into the trainer's run); otherwise a fresh run named ``run_name`` is created. A run that
-    ends in an exception is marked FAILED.
+    metrics into the trainer's run); otherwise a fresh run named ``run_name`` is created. A resumed
+    run never logs a metric step twice. :func:`run_training` marks the run FAILED when training raises.
     """
 
     def __init__(self, *args, run_id: str | None = None, share_with: MLflowRunHandler | None = None, **kwargs) -> None:
@@ -30,11 +27,6 @@ class MLflowRunHandler(MLFlowHandler):
         super().__init__(*args, **kwargs)
         self.run_id = run_id
         self.share_with = share_with
-
-    def attach(self, engine) -> None:
-        super().attach(engine)
-        if self.share_with is None and not engine.has_event_handler(self._failed, Events.EXCEPTION_RAISED):
-            engine.add_event_handler(Events.EXCEPTION_RAISED, self._failed)
 
     def start(self, engine) -> None:
         if self.cur_run is None:
@@ -46,13 +38,43 @@ class MLflowRunHandler(MLFlowHandler):
             elif self.run_id:
                 self.cur_run = self.client.get_run(self.run_id)
                 self.client.update_run(self.run_id, status="RUNNING")
+                self._logged_steps = self._last_steps()
             else:
                 self.cur_run = self.client.create_run(self.experiment.experiment_id, run_name=self.run_name)
             self.run_id = self.cur_run.info.run_id
         super().start(engine)
 
-    def _failed(self, engine, exc: BaseException) -> None:
+    def _last_steps(self) -> dict[str, int]:
+        """Last logged step per metric of the resumed run."""
+        keys = self.client.get_run(self.run_id).data.metrics
+        return {k: max((m.step for m in self.client.get_metric_history(self.run_id, k)), default=-1) for k in keys}
+
+    def _log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        source = self.share_with if self.share_with is not None else self
+        logged = getattr(source, "_logged_steps", None)
+        if logged and step is not None:  # a resumed run: never log a step twice
+            metrics = {k: v for k, v in metrics.items() if step > logged.get(k, -1)}
+        if metrics:
+            super()._log_metrics(metrics, step)
+
+    def fail(self) -> None:
+        """Mark the run FAILED (training raised)."""
         if self.cur_run is not None:
             self.client.set_terminated(self.cur_run.info.run_id, "FAILED")
             self.cur_run = None
-        raise exc
+
+
+def run_training(trainer, mlflow_handler: MLflowRunHandler | None = None) -> None:
+    """``trainer.run()``; on an error the MLflow run is marked FAILED, and a bad loss or bad data ends the
+    program with its one-line message instead of a stack trace."""
+    from .checkpoint import CheckpointError
+    from .trainer import NonFiniteLossError
+
+    try:
+        trainer.run()
+    except BaseException as err:
+        if mlflow_handler is not None:
+            mlflow_handler.fail()
+        if isinstance(err, (NonFiniteLossError, CheckpointError)):
+            raise SystemExit(f"error: {err}") from None
+        raise

@@ -10,6 +10,10 @@ from monai.utils.enums import CommonKeys as Keys
 from .loss import MaskSupLoss
 from .wrapper import MaskSupOutput
 
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the epoch and iteration."""
+
+
 #: keys this trainer adds to ``engine.state.output`` (besides image, label, pred, loss)
 LOSS_PART_KEYS = ("loss_seg", "loss_masked", "loss_consistency")
 
@@ -21,6 +25,7 @@ class MaskSupTrainer(SupervisedTrainer):
     Everything else (events, AMP scaler, decollation, handlers, metrics) is SupervisedTrainer's.
     The output holds ``image``, ``label``, ``pred`` (clean-branch logits), ``loss`` (total) and the
     unweighted parts ``loss_seg``, ``loss_masked``, ``loss_consistency``, plus ``occlusion`` (the mask).
+    A NaN or infinite loss raises :class:`NonFiniteLossError` before any weight is touched.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -57,6 +62,13 @@ class MaskSupTrainer(SupervisedTrainer):
         if out.mask is not None:
             engine.state.output["occlusion"] = out.mask
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
+        if not torch.isfinite(parts.total.detach()):
+            raise NonFiniteLossError(
+                f"loss is {parts.total.item()} at epoch {engine.state.epoch}, iteration {engine.state.iteration} "
+                f"(seg {parts.seg.item():.4g}, masked {parts.masked.item():.4g}, consistency {parts.consistency.item():.4g}); "
+                "training stopped before the weights were updated, the last good checkpoint is kept. "
+                "Check the data of this batch, or lower --lr"
+            )
 
         if engine.scaler is not None:
             engine.scaler.scale(parts.total).backward()

@@ -44,3 +44,20 @@ class BinarizeLabeld(MapTransform):
         for key in self.key_iterator(d):
             d[key] = (d[key][:1] > self.threshold).float()
         return d
+
+
+class CheckSameSized(MapTransform):
+    """Refuse an item whose arrays differ in spatial size (an image and a mask that do not belong together)."""
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        shapes = {key: tuple(d[key].shape[1:]) for key in self.key_iterator(d)}
+        if len(set(shapes.values())) > 1:
+            names = ", ".join(f"{_source(d[k], k)} is {'x'.join(map(str, s))}" for k, s in shapes.items())
+            raise ValueError(f"size mismatch: {names}")
+        return d
+
+
+def _source(value, key) -> str:
+    meta = getattr(value, "meta", None) or {}
+    return f"{key} {meta.get('filename_or_obj', '')}".strip()

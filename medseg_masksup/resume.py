@@ -1,0 +1,193 @@
+"""Crash-safe checkpoints: ``last.pt`` every epoch, ``model.pt`` on each new best, and resuming from them.
+
+Both files are written atomically (temporary file, fsync, rename), so a crash at any moment leaves the
+previous version intact. ``last.pt`` holds everything needed to continue: weights, optimizer, AMP
+scaler, epoch/iteration, RNG states (torch, CUDA, numpy, python, the mask generator), the validator's
+best score and the MLflow run id. Everything is plain tensors and Python types, so it loads with
+``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.utils import min_version, optional_import
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .record import TrainingRecord
+
+Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
+
+LAST = "last.pt"
+BEST = "model.pt"
+#: record fields that must agree between a run and the run that resumes it
+RESUME_MUST_MATCH = ("network", "network_size", "in_channels", "out_channels", "img_size", "method", "mask_kind",
+                     "dataset_fingerprint")
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, flush to disk, then rename over ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def rng_state() -> dict[str, Any]:
+    """Global RNG states as weights-only-loadable values."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+        "python": [version, list(internal), gauss_next],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def find_resume_dir(resume: Any, output_dir: str, dataset: str, method: str) -> str:
+    """Which run folder to continue: ``""``/``False`` none; ``True``/``"auto"`` the newest run of this dataset
+    and method that holds a ``last.pt`` and has not finished; otherwise a run folder (or its ``last.pt``)."""
+    if resume in (None, "", False, "false", "False", "no"):
+        return ""
+    if resume in (True, "true", "True", "auto", "last", "yes"):
+        base = Path(output_dir) / dataset / method
+        candidates = sorted(p.parent for p in base.glob(f"*/{LAST}") if not (p.parent / "summary.json").exists())
+        if not candidates:
+            raise CheckpointError(f"--resume {resume}: no unfinished run with a {LAST} under {base}")
+        return os.fspath(candidates[-1])
+    path = Path(str(resume))
+    run_dir = path.parent if path.name == LAST else path
+    if not (run_dir / LAST).is_file():
+        raise CheckpointError(f"--resume {resume}: {run_dir / LAST} does not exist")
+    return os.fspath(run_dir)
+
+
+def load_resume_state(resume_dir: str, record: TrainingRecord) -> dict[str, Any] | None:
+    """Read ``<resume_dir>/last.pt`` and refuse it if it was made for another network, image size, method or data."""
+    if not resume_dir:
+        return None
+    path = Path(resume_dir) / LAST
+    state = load_checkpoint(path, required=("model", "optimizer", "trainer", "training_record"))
+    saved = state["training_record"]
+    wrong = [f"{k}: checkpoint {saved.get(k)!r} vs now {getattr(record, k)!r}" for k in RESUME_MUST_MATCH
+             if k in saved and saved.get(k) != getattr(record, k)]
+    if wrong:
+        raise CheckpointError(f"cannot resume from {path}: it was trained with other settings ({'; '.join(wrong)})")
+    return state
+
+
+class TrainingCheckpoints:
+    """Trainer handler: saves ``model.pt`` when validation finds a new best and ``last.pt`` after every
+    epoch; with ``resume_state`` (from :func:`load_resume_state`) it restores all of it when training starts.
+
+    ``stateful`` maps names to further objects with ``state_dict``/``load_state_dict`` to carry along
+    (e.g. the training report's history).
+    """
+
+    def __init__(self, run_dir: str, network: torch.nn.Module, optimizer: torch.optim.Optimizer, validator,
+                 record: TrainingRecord, masker=None, mlflow_handler=None, resume_state: dict | None = None,
+                 stateful: dict[str, Any] | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.network = network
+        self.optimizer = optimizer
+        self.validator = validator
+        self.record = record
+        self.masker = masker
+        self.mlflow = mlflow_handler
+        self.resume_state = resume_state
+        self.stateful = stateful or {}
+        self.trainer = None
+
+    def attach(self, engine) -> None:
+        self.trainer = engine
+        engine.add_event_handler(Events.STARTED, self.restore)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self.save_last)
+        self.validator.add_event_handler(Events.EPOCH_COMPLETED, self.save_best)
+
+    def _sync_record(self) -> None:
+        if self.mlflow is not None and self.mlflow.run_id:
+            self.record.mlflow_run_id = self.mlflow.run_id
+
+    def save_best(self, validator) -> None:
+        """After validation: write ``model.pt`` if this epoch set a new best score."""
+        if validator.state.best_metric_epoch != validator.state.epoch:
+            return
+        self._sync_record()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_save({"model": self.network.state_dict(), "training_record": self.record.state_dict(),
+                     "best_metric": float(validator.state.best_metric), "epoch": int(validator.state.epoch)},
+                    self.run_dir / BEST)
+
+    def save_last(self, engine) -> None:
+        """End of epoch: write everything needed to continue into ``last.pt``."""
+        self._sync_record()
+        state = {
+            "model": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "trainer": {"epoch": int(engine.state.epoch), "epoch_length": int(engine.state.epoch_length)},
+            "validator": {"best_metric": float(self.validator.state.best_metric),
+                          "best_metric_epoch": int(self.validator.state.best_metric_epoch)},
+            "rng": rng_state(),
+            "training_record": self.record.state_dict(),
+            "mlflow_run_id": self.record.mlflow_run_id,
+            "stateful": {name: obj.state_dict() for name, obj in self.stateful.items()},
+        }
+        if getattr(engine, "scaler", None) is not None:
+            state["scaler"] = engine.scaler.state_dict()
+        if self.masker is not None:
+            state["masker"] = self.masker.get_state()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_save(state, self.run_dir / LAST)
+
+    def restore(self, engine) -> None:
+        """Training starts: load the resume state into the network, optimizer, engines and RNGs."""
+        state = self.resume_state
+        if state is None:
+            return
+        self.network.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state and getattr(engine, "scaler", None) is not None:
+            engine.scaler.load_state_dict(state["scaler"])
+        done = state["trainer"]["epoch"]
+        if done >= engine.state.max_epochs:
+            raise CheckpointError(
+                f"{self.run_dir / LAST} already finished {done} epochs; raise --epochs above {done} to train on"
+            )
+        engine.state.epoch = done
+        engine.state.iteration = done * state["trainer"]["epoch_length"]
+        self.validator.state.best_metric = state["validator"]["best_metric"]
+        self.validator.state.best_metric_epoch = state["validator"]["best_metric_epoch"]
+        set_rng_state(state["rng"])
+        if self.masker is not None and "masker" in state:
+            self.masker.set_state(state["masker"])
+        for name, obj in self.stateful.items():
+            if name in state.get("stateful", {}):
+                obj.load_state_dict(state["stateful"][name])
+        engine.logger.info(f"resumed {self.run_dir} after epoch {done} (best val score so far "
+                           f"{self.validator.state.best_metric:.4f} at epoch {self.validator.state.best_metric_epoch})")
+        self.resume_state = None
