@@ -48,7 +48,33 @@ def load_split(datalist: str | os.PathLike, val_fold: int = 0) -> tuple[list[dic
                 raise DatalistError(f"datalist {path}: an item has no '{key}': {item}")
             if not os.path.isfile(item[key]):
                 raise DatalistError(f"datalist {path}: {key} file not found: {item[key]}")
+        check_pair(item["image"], item["label"], source=path)
     return training, validation
+
+
+def _picture_size(file: str, source: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    if os.path.getsize(file) == 0:
+        raise DatalistError(f"datalist {source}: {file} is empty (0 bytes)")
+    try:
+        with Image.open(file) as img:
+            size = img.size
+            img.verify()
+    except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DatalistError(f"datalist {source}: cannot read {file} as an image ({reason})") from None
+    return size
+
+
+def check_pair(image: str, label: str, source: Path) -> None:
+    """Both files are readable pictures of the same size (headers only: fast)."""
+    image_size, label_size = _picture_size(image, source), _picture_size(label, source)
+    if image_size != label_size:
+        raise DatalistError(
+            f"datalist {source}: size mismatch: image {image} is {image_size[0]}x{image_size[1]} "
+            f"but mask {label} is {label_size[0]}x{label_size[1]}"
+        )
 
 
 def fingerprint(items: list[dict], keys: tuple[str, ...] = ("image", "label")) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from monai.data import PILReader
 from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, ScaleIntensityRanged
 
 from .record import TrainingRecord
-from .transforms import BinarizeLabeld, CheckSameSized, EnsureChannelsd
+from .transforms import BinarizeLabeld, CheckSameSized, EnsureChannelsd, ScaleBitDepthd, standard_mode
 
 
 def image_transforms(record: TrainingRecord, keys: Sequence[str] = ("image",)) -> list:
@@ -38,7 +39,11 @@ def label_transforms(record: TrainingRecord, keys: Sequence[str] = ("label",)) -
 def training_preprocessing(record: TrainingRecord) -> Compose:
     """Load an ``{"image", "label"}`` item (PNG/JPG/BMP/TIFF via PIL) and prepare both (deterministic, cacheable).
 
+    Palette and other colour modes become RGB; 16-bit images are scaled to 0..255 (full range).
     Errors name the files: an unreadable file, or an image and mask of different sizes.
     """
-    load = LoadImaged(["image", "label"], reader="PILReader", image_only=True, ensure_channel_first=True)
-    return Compose([load, CheckSameSized(("image", "label")), *image_transforms(record), *label_transforms(record)])
+    load_image = LoadImaged("image", reader=PILReader(converter=standard_mode), dtype=None, image_only=True,
+                            ensure_channel_first=True)
+    load_label = LoadImaged("label", reader="PILReader", image_only=True, ensure_channel_first=True)
+    return Compose([load_image, load_label, CheckSameSized(("image", "label")), ScaleBitDepthd("image"),
+                    *image_transforms(record), *label_transforms(record)])

@@ -61,3 +61,27 @@ class CheckSameSized(MapTransform):
 def _source(value, key) -> str:
     meta = getattr(value, "meta", None) or {}
     return f"{key} {meta.get('filename_or_obj', '')}".strip()
+
+
+#: PIL modes read as they are; the others are converted first (palette colours, CMYK, bilevel...).
+_PIL_CONVERT = {"1": "L", "LA": "L", "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
+
+
+def standard_mode(image):
+    """A PIL image in L / RGB / RGBA (16-bit and float modes untouched): palette indices become colours."""
+    if image.mode == "P" and "transparency" in image.info:
+        return image.convert("RGBA")
+    return image.convert(_PIL_CONVERT[image.mode]) if image.mode in _PIL_CONVERT else image
+
+
+class ScaleBitDepthd(MapTransform):
+    """Bring 16-bit (and 32-bit integer) pictures to the 8-bit scale, full range to full range; floats."""
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            if img.dtype in (torch.int16, torch.int32, torch.uint16) or str(img.dtype) == "torch.uint16":
+                img = img.float() * (255.0 / 65535.0)
+            d[key] = img.float()
+        return d
