@@ -1,6 +1,8 @@
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from medseg_masksup.settings import check_settings
 
@@ -36,7 +38,7 @@ def test_each_problem_is_one_line_saying_what_to_change(change, message):
 
 
 def test_datalist_entries_pointing_at_missing_files(tmp_path):
-    (tmp_path / "a.png").write_bytes(b"x")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
     items = [{"image": "a.png", "label": "missing_mask.png", "fold": 0}, {"image": "a.png", "label": "a.png", "fold": 1}]
     datalist = tmp_path / "datalist.json"
     datalist.write_text(json.dumps({"training": items}))
