@@ -1,0 +1,55 @@
+"""``medseg-masksup robustness``: Dice / IoU versus the share of the input hidden (table, plot, MLflow).
+
+Same as ``python -m monai.bundle run robustness --config_file bundles/masksup/evaluate.json --ckpt ... --datalist ...``.
+Compare models by passing another run's table: ``--compare baseline_out/robustness.csv``.
+Exit status: 0 on success, 2 on a user error (bad option, checkpoint, datalist).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from medseg_masksup.robustness import DEFAULT_RATIOS
+
+    p = argparse.ArgumentParser(prog="medseg-masksup robustness", description="Dice/IoU versus the fraction of the input masked.")
+    p.add_argument("--ckpt", required=True, help="checkpoint model.pt (baseline or MaskSup) or its run folder")
+    p.add_argument("--datalist", required=True, help="datalist.json with image/label items")
+    p.add_argument("--split", default="auto", choices=("auto", "test", "validation", "training", "heldout", "all"))
+    p.add_argument("--output_dir", default="robustness", help="where robustness.csv / .png go")
+    p.add_argument("--kinds", default=None, help="mask kinds, comma separated, or 'all' (default: the training mask kind)")
+    p.add_argument("--ratios", type=float, nargs="+", default=list(DEFAULT_RATIOS), help="fractions hidden (0 to <1)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="mask seeds (results pooled over seeds)")
+    p.add_argument("--threshold", type=float, default=None, help="probability threshold (default: recorded at training)")
+    p.add_argument("--label", default=None, help="curve label in table and plot (default <method>/<network>)")
+    p.add_argument("--compare", nargs="*", default=[], help="robustness.csv tables of other models to draw alongside")
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--tracking_uri", default=None, help="MLflow store (default sqlite:///<output_dir>/mlflow.db)")
+    p.add_argument("--run_name", default=None, help="MLflow run name (default robustness-<method>)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--no_progress", action="store_true")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    from medseg_masksup.io.errors import user_error_types
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    from medseg_masksup.robustness import run_robustness
+
+    try:
+        run_robustness(
+            ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, kinds=args.kinds, ratios=args.ratios,
+            seeds=args.seeds, split=args.split, threshold=args.threshold, label=args.label, compare=args.compare,
+            batch_size=args.batch_size, tracking_uri=args.tracking_uri, run_name=args.run_name, device=args.device,
+            progress=not args.no_progress,
+        )
+    except user_error_types() as err:
+        print(f"medseg-masksup robustness: error: {err}", file=sys.stderr)
+        return 2
+    return 0

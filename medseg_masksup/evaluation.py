@@ -1,0 +1,339 @@
+"""Score a checkpoint on a labelled datalist: per-case Dice, IoU, HD95, precision, recall.
+
+Each image goes through exactly the inference path (:class:`medseg_masksup.inference.Predictor`:
+training preprocessing from the checkpoint's record, probabilities resized back to the image), and
+the mask is compared with the label at the label's native resolution — what a user of
+``medseg-masksup infer`` would get. Labels are binarised with training's rule
+(:class:`~medseg_masksup.transforms.BinarizeLabeld`, ``first channel > label_threshold``).
+
+Metrics come from MONAI (``DiceMetric``, ``MeanIoU``, ``HausdorffDistanceMetric(percentile=95)``,
+``ConfusionMatrixMetric``). HD95 is in mm when the image has a known spacing (NIfTI, DICOM,
+NRRD/MHA), in pixels otherwise. Conventions for empty masks: prediction and label both empty →
+Dice = IoU = precision = recall = 1, HD95 = 0; only one empty → Dice = IoU = 0, HD95 undefined
+(NaN), and precision (no prediction) or recall (no label) undefined (NaN). NaN values are left out
+of mean ± std (population std), and the number of cases each statistic is over is reported.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .io.errors import NothingProcessedError, UserError
+from .record import TrainingRecord
+
+METRICS = ("dice", "iou", "hd95", "precision", "recall")
+SPLITS = ("auto", "test", "validation", "training", "heldout", "all")
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def case_metrics(pred: np.ndarray, label: np.ndarray, spacing: Sequence[float] | None = None) -> dict[str, float]:
+    """Dice, IoU, HD95, precision and recall of two binary masks of the same shape (see module doc)."""
+    from monai.metrics import ConfusionMatrixMetric, DiceMetric, HausdorffDistanceMetric, MeanIoU
+
+    pred, label = np.asarray(pred, dtype=bool), np.asarray(label, dtype=bool)
+    if pred.shape != label.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from label shape {label.shape}")
+    if not pred.any() and not label.any():
+        return {"dice": 1.0, "iou": 1.0, "hd95": 0.0, "precision": 1.0, "recall": 1.0}
+    p = torch.from_numpy(pred)[None, None].float()
+    y = torch.from_numpy(label)[None, None].float()
+    out = {
+        "dice": float(DiceMetric(include_background=True, reduction="none", ignore_empty=False)(p, y).item()),
+        "iou": float(MeanIoU(include_background=True, reduction="none", ignore_empty=False)(p, y).item()),
+        "hd95": math.nan,
+    }
+    if pred.any() and label.any():
+        sp = None if spacing is None else [float(s) for s in list(spacing)[: pred.ndim]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hd = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")(p, y, spacing=sp)
+        out["hd95"] = float(hd.item())
+    confusion = ConfusionMatrixMetric(include_background=True, metric_name=["precision", "recall"],
+                                      reduction="none", compute_sample=True)
+    confusion(p, y)
+    precision, recall = confusion.aggregate()
+    out["precision"], out["recall"] = float(precision.item()), float(recall.item())
+    return out
+
+
+def summarise(rows: list[dict[str, Any]], metrics: Sequence[str] = METRICS) -> dict[str, dict[str, float]]:
+    """``{metric: {"mean", "std", "n"}}`` over the finite values of the rows (population std)."""
+    out = {}
+    for name in metrics:
+        values = np.array([float(r[name]) for r in rows if r.get(name) not in (None, "")], dtype=float)
+        values = values[np.isfinite(values)]
+        out[name] = {
+            "mean": float(values.mean()) if values.size else math.nan,
+            "std": float(values.std()) if values.size else math.nan,
+            "n": int(values.size),
+        }
+    return out
+
+
+# ----------------------------------------------------------------------------- datalist
+
+
+def _resolve(raw_items: list, base: Path) -> list[dict]:
+    items = []
+    for item in raw_items:
+        item = {"image": item} if isinstance(item, str) else dict(item)
+        for key in ("image", "label"):
+            if key in item and isinstance(item[key], str) and not Path(item[key]).is_absolute():
+                item[key] = str(base / item[key])
+        items.append(item)
+    return items
+
+
+def load_items(datalist: str | Path, split: str = "auto", record: TrainingRecord | None = None) -> tuple[list[dict], str]:
+    """Labelled items of ``datalist`` to evaluate on, and the name of the split chosen.
+
+    ``auto``: the labelled ``test`` items if any, else ``validation``, else the held-out fold
+    (training items whose ``fold`` is the record's ``val_fold``, as training validated).
+    ``heldout``: that fold; ``all``: every labelled item. A JSON list of items is taken as is.
+    """
+    path = Path(datalist)
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if not path.is_file():
+        raise UserError(f"datalist not found: {path}")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"datalist {path} is not valid JSON: {err}") from None
+    base = path.parent
+    if isinstance(raw, list):
+        items, chosen = _resolve(raw, base), "list"
+    elif isinstance(raw, dict):
+        lists = {k: _resolve(raw.get(k) or [], base) for k in ("training", "validation", "test")}
+        val_fold = int(record.val_fold) if record is not None else 0
+        heldout = [it for it in lists["training"] if "fold" in it and int(it["fold"]) == val_fold]
+        labelled_test = [it for it in lists["test"] if "label" in it]
+        if split == "auto":
+            for chosen, items in (("test", labelled_test), ("validation", lists["validation"]), (f"heldout-fold{val_fold}", heldout)):
+                if items:
+                    break
+            else:
+                raise UserError(f"datalist {path}: no labelled test or validation items and no training item with fold {val_fold}; choose --split")
+        elif split == "heldout":
+            items, chosen = heldout, f"heldout-fold{val_fold}"
+        elif split == "all":
+            items, chosen = lists["training"] + lists["validation"] + labelled_test, "all"
+        else:
+            items, chosen = lists[split], split
+    else:
+        raise UserError(f"datalist {path}: expected a JSON object with training/validation/test lists, or a list of items")
+    if not items:
+        raise UserError(f"datalist {path}: split {chosen!r} has no items")
+    for item in items:
+        for key in ("image", "label"):
+            if key not in item:
+                raise UserError(f"datalist {path}: an item of split {chosen!r} has no {key!r}: {item}")
+            if not Path(item[key]).exists():
+                raise UserError(f"datalist {path}: {key} file not found: {item[key]}")
+    return items, chosen
+
+
+# ----------------------------------------------------------------------------- MLflow
+
+
+def _artifact_location(tracking_uri: str) -> str | None:
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def log_run(
+    tracking_uri: str,
+    record: TrainingRecord,
+    training_run: str,
+    run_name: str,
+    params: dict[str, Any],
+    metrics: list[tuple[str, float, int]],
+    artifacts: Sequence[Path],
+    tags: dict[str, str] | None = None,
+) -> tuple[str, str]:
+    """One finished MLflow run in the training run's experiment; returns (experiment name, run id).
+
+    The run carries the training run id as tag and param ``training_run_id``; when that run is in
+    the same store, the new run is also filed under it (``mlflow.parentRunId``).
+    """
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment_name = record.mlflow_experiment or f"masksup-{record.dataset or 'evaluation'}"
+    experiment = client.get_experiment_by_name(experiment_name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
+        experiment_name, artifact_location=_artifact_location(tracking_uri))
+    all_tags = {"training_run_id": training_run or "unknown", **(tags or {})}
+    if training_run:
+        try:
+            client.get_run(training_run)
+            all_tags["mlflow.parentRunId"] = training_run
+        except Exception:  # noqa: BLE001 - the training run lives in another store: keep the id only
+            pass
+    run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+    run_id = run.info.run_id
+    try:
+        now = int(time.time() * 1000)
+        flat = {**record.params(), **{k: str(v) for k, v in params.items()}, "training_run_id": training_run or "unknown"}
+        client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in flat.items()])
+        finite = [Metric(k, float(v), now, int(step)) for k, v, step in metrics if v is not None and math.isfinite(float(v))]
+        for start in range(0, len(finite), 900):
+            client.log_batch(run_id, metrics=finite[start : start + 900])
+        for path in artifacts:
+            client.log_artifact(run_id, str(path))
+        client.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    return experiment_name, run_id
+
+
+def default_tracking_uri(output_dir: str | Path, tracking_uri: str | None) -> str:
+    """``tracking_uri`` if given, else ``sqlite:///<output_dir>/mlflow.db``."""
+    from .tracking import sqlite_uri
+
+    return tracking_uri or sqlite_uri(str(Path(output_dir) / "mlflow.db"))
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class EvaluationReport:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, dict[str, float]] = field(default_factory=dict)
+    split: str = ""
+    per_case_csv: Path | None = None
+    summary_json: Path | None = None
+    mlflow_run_id: str = ""
+
+    def lines(self) -> list[str]:
+        out = [f"error: {r['message']}" for r in self.rows if r["status"] != "ok"]
+        ok = sum(1 for r in self.rows if r["status"] == "ok")
+        out.append(f"evaluated {ok} of {len(self.rows)} cases ({self.split})")
+        for name, s in self.summary.items():
+            out.append(f"  {name:<9} {s['mean']:.4f} ± {s['std']:.4f}  (n={s['n']})")
+        out.append(f"per-case table: {self.per_case_csv}")
+        return out
+
+
+CSV_COLUMNS = ("case", "image", "label", "status", "message", *METRICS, "pred_px", "label_px", "hd95_unit")
+
+
+def _binarise_label(image: np.ndarray, threshold: float) -> np.ndarray:
+    from .transforms import BinarizeLabeld
+
+    return np.asarray(BinarizeLabeld(["label"], threshold=threshold)({"label": torch.from_numpy(image)})["label"][0]) > 0.5
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> Path:
+    from .io.atomic import write_text
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row.get(k), float) else row.get(k, "")) for k in columns})
+    return write_text(path, buffer.getvalue())
+
+
+def evaluate_checkpoint(
+    ckpt: str | Path,
+    datalist: str | Path,
+    output_dir: str | Path,
+    split: str = "auto",
+    tta: bool = False,
+    threshold: float | None = None,
+    keep_largest: bool = False,
+    fill_holes: bool = False,
+    mode: str = "resize",
+    intensity_window: Sequence[float] | None = None,
+    tracking_uri: str | None = None,
+    run_name: str | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    verbose: bool = True,
+) -> EvaluationReport:
+    """Evaluate ``ckpt`` on ``datalist``; writes ``per_case.csv`` and ``summary.json`` and logs to MLflow."""
+    from tqdm.auto import tqdm
+
+    from .inference import InferenceOptions, Predictor, default_device, load_checkpoint, resolve_checkpoint, training_run_id
+    from .io import read_case
+    from .io.atomic import write_json
+
+    if not str(ckpt or ""):
+        raise UserError("no checkpoint given: pass --ckpt <model.pt or training run folder>")
+    if not str(datalist or ""):
+        raise UserError("no datalist given: pass --datalist <datalist.json>")
+    options = InferenceOptions(tta=bool(tta), threshold=threshold, keep_largest=bool(keep_largest), fill_holes=bool(fill_holes),
+                               mode=mode, intensity_window=intensity_window)
+    device = device or default_device()
+    network, record = load_checkpoint(ckpt, device)
+    ckpt_path = resolve_checkpoint(ckpt)
+    items, chosen = load_items(datalist, split, record)
+    predictor = Predictor(network, record, options, device)
+    out_root = Path(output_dir)
+    out_root.mkdir(parents=True, exist_ok=True)
+
+    report = EvaluationReport(split=chosen)
+    for item in tqdm(items, desc="evaluate", unit="case", disable=not progress):
+        name = str(item.get("id") or Path(item["image"]).name)
+        row: dict[str, Any] = {"case": name, "image": item["image"], "label": item["label"], "status": "ok", "message": ""}
+        try:
+            image = read_case(item["image"])
+            label = _binarise_label(read_case(item["label"]).image, record.label_threshold)
+            if label.shape != image.spatial_shape:
+                raise UserError(f"{item['label']}: label shape {label.shape} does not match image shape {image.spatial_shape}")
+            mask, _, _ = predictor.segment(image.image)
+            row.update(case_metrics(mask, label, image.spacing))
+            row.update(pred_px=int(mask.sum()), label_px=int(label.sum()), hd95_unit="mm" if image.spacing else "px")
+        except UserError as err:
+            row.update(status="error", message=str(err))
+        except Exception as err:  # noqa: BLE001 - reported per case with the file
+            row.update(status="error", message=f"{item['image']}: {type(err).__name__}: {err}")
+        report.rows.append(row)
+    ok_rows = [r for r in report.rows if r["status"] == "ok"]
+    if not ok_rows:
+        raise NothingProcessedError(f"no case of {datalist} could be evaluated (first error: {report.rows[0]['message']})")
+    report.summary = summarise(ok_rows)
+    report.per_case_csv = _write_csv(out_root / "per_case.csv", report.rows, CSV_COLUMNS)
+    train_run = training_run_id(ckpt_path, record)
+    uri = default_tracking_uri(out_root, tracking_uri)
+    summary = {
+        "checkpoint": str(ckpt_path), "datalist": str(datalist), "split": chosen, "n_cases": len(report.rows),
+        "n_evaluated": len(ok_rows), "metrics": report.summary, "training_run_id": train_run, "tracking_uri": uri,
+        "options": {"tta": options.tta, "threshold": predictor.threshold, "keep_largest": options.keep_largest,
+                    "fill_holes": options.fill_holes, "mode": options.mode, "intensity_window": options.intensity_window},
+        "training_record": record.state_dict(),
+    }
+    report.summary_json = write_json(out_root / "summary.json", summary)
+    metrics = [(f"eval_{k}_{stat}", v[stat], 0) for k, v in report.summary.items() for stat in ("mean", "std")]
+    metrics += [(f"case_{k}", r[k], i) for i, r in enumerate(ok_rows) for k in ("dice", "iou")]
+    _, report.mlflow_run_id = log_run(
+        uri, record, train_run, run_name or f"evaluate-{record.method}-{chosen}",
+        params={"checkpoint": ckpt_path, "datalist": datalist, "split": chosen, "n_cases": len(ok_rows), **summary["options"]},
+        metrics=metrics, artifacts=[report.per_case_csv, report.summary_json], tags={"kind": "evaluation"},
+    )
+    summary["mlflow_run_id"] = report.mlflow_run_id
+    write_json(out_root / "summary.json", summary)
+    if verbose:
+        for line in report.lines():
+            print(line, flush=True)
+        print(f"MLflow run {report.mlflow_run_id} in {uri}", flush=True)
+    return report

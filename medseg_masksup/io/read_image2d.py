@@ -1,0 +1,71 @@
+"""PNG / JPG / BMP / TIFF through MONAI's ``PILReader`` — the reader training used for these files.
+
+MONAI reads a picture as ``(W, H[, C])``; with ``ensure_channel_first`` it is ``(C, W, H)``: the
+spatial axes are transposed relative to numpy's ``(rows, cols)``. The model was trained on this
+layout, and :func:`..write_mask.write_mask` writes PNG masks back with MONAI's ``PILWriter``, which
+undoes the transpose, so a mask pixel lands on the input pixel it was predicted for.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .case import Case
+from .errors import InputError
+
+# PIL modes turned into L / RGB / RGBA first; the rest (L, RGB, RGBA, I;16, I, F) are read as they are.
+_CONVERT = {"1": "L", "LA": "L", "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
+
+
+def _normalise_mode(image):
+    """Palette, bilevel, grey+alpha and non-RGB colour images become L / RGB / RGBA."""
+    mode = image.mode
+    if mode == "P" and "transparency" in image.info:
+        return image.convert("RGBA")
+    return image.convert(_CONVERT[mode]) if mode in _CONVERT else image
+
+
+@functools.cache
+def quiet_loader(reader_name: str):
+    """A cached ``LoadImage(reader=...)`` (built once: MONAI probes its optional DICOM GPU plugin, and
+    warns about its absence, every time a loader is built)."""
+    from monai.data import NibabelReader, PILReader
+    from monai.transforms import LoadImage
+
+    reader = PILReader(converter=_normalise_mode) if reader_name == "pil" else NibabelReader()
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return LoadImage(reader=reader, image_only=True, ensure_channel_first=True)
+
+
+def read_image2d(path: Path) -> Case:
+    """A 2D picture as ``(C, W, H)`` float32 (grey: 1 channel, RGB: 3, RGBA: 4; 16-bit values kept)."""
+    from PIL import Image
+
+    try:  # PIL's own verdict first: MONAI would try its other readers and report their errors instead
+        with Image.open(path) as probe:
+            probe.verify()
+    except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
+        raise InputError(f"{path}: cannot be read as an image ({_reason(err)})") from None
+    try:
+        image = quiet_loader("pil")(str(path))
+    except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
+        raise InputError(f"{path}: cannot be read as an image ({_reason(err)})") from None
+    array = np.asarray(image.numpy() if hasattr(image, "numpy") else image, dtype=np.float32)
+    if array.ndim != 3:
+        raise InputError(f"{path}: expected a 2D picture, got an array of shape {tuple(array.shape)}")
+    return Case(source=path, kind="image2d", image=array, files=[path], writer_info={"shape": array.shape[1:]})
+
+
+def _reason(err: BaseException) -> str:
+    """The innermost message (MONAI wraps reader errors in its own)."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[-1] if text else ''}".rstrip(": ")

@@ -1,0 +1,39 @@
+"""One entry point: read any supported case into a :class:`Case`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .case import Case
+from .errors import InputError
+from .formats import SUPPORTED, kind_of
+
+
+def read_case(path: str | Path, kind: str | None = None, files: list[Path] | None = None) -> Case:
+    """Read ``path`` (a file, or a DICOM series folder with its ordered ``files``).
+
+    Raises :class:`InputError` naming the file and the reason when it cannot be read.
+    """
+    path = Path(path)
+    kind = kind or (kind_of(path) if path.is_file() else None)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    if kind == "image2d":
+        from .read_image2d import read_image2d
+
+        return read_image2d(path)
+    if kind == "nifti":
+        from .read_nifti import read_nifti
+
+        return read_nifti(path)
+    if kind == "sitk":
+        from .read_sitk import read_sitk
+
+        return read_sitk(path)
+    if kind == "dicom":
+        from .read_sitk import read_dicom
+
+        return read_dicom(path, files or [path])
+    raise InputError(f"{path}: not a supported image format (supported: {SUPPORTED})")
