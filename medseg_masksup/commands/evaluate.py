@@ -7,7 +7,8 @@ Exit status: 0 on success, 1 when no case could be evaluated, 2 when the run cou
 from __future__ import annotations
 
 import argparse
-import sys
+
+from . import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,23 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from medseg_masksup.io.errors import user_error_types
-
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    from medseg_masksup.evaluation import evaluate_checkpoint
     from medseg_masksup.io.errors import NothingProcessedError
 
-    try:
-        evaluate_checkpoint(
-            ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, split=args.split, tta=args.tta,
-            threshold=args.threshold, keep_largest=args.keep_largest, fill_holes=args.fill_holes, mode=args.mode,
-            intensity_window=args.intensity_window, tracking_uri=args.tracking_uri, run_name=args.run_name,
-            device=args.device, progress=not args.no_progress,
-        )
-    except user_error_types() as err:
-        print(f"medseg-masksup evaluate: error: {err}", file=sys.stderr)
-        return 1 if isinstance(err, NothingProcessedError) else 2
-    return 0
+    return run_command("evaluate", build_parser(), argv, _evaluate, exit_codes=((NothingProcessedError, 1),))
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from medseg_masksup.evaluation import evaluate_checkpoint
+
+    evaluate_checkpoint(
+        ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, split=args.split, tta=args.tta,
+        threshold=args.threshold, keep_largest=args.keep_largest, fill_holes=args.fill_holes, mode=args.mode,
+        intensity_window=args.intensity_window, tracking_uri=args.tracking_uri, run_name=args.run_name,
+        device=args.device, progress=not args.no_progress,
+    )

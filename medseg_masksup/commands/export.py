@@ -9,7 +9,8 @@ Exit status: 0 when every export matches PyTorch within tolerance, 1 when one do
 from __future__ import annotations
 
 import argparse
-import sys
+
+from . import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,17 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from medseg_masksup.io.errors import user_error_types
+    from medseg_masksup.export import ExportParityError
 
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    from medseg_masksup.export import ExportParityError, export_checkpoint
+    return run_command("export", build_parser(), argv, _export, exit_codes=((ExportParityError, 1),))
 
-    try:
-        export_checkpoint(args.ckpt, args.output_dir, formats=args.formats, opset=args.opset)
-    except user_error_types() as err:
-        print(f"medseg-masksup export: error: {err}", file=sys.stderr)
-        return 1 if isinstance(err, ExportParityError) else 2
-    return 0
+
+def _export(args: argparse.Namespace) -> None:
+    from medseg_masksup.export import export_checkpoint
+
+    export_checkpoint(args.ckpt, args.output_dir, formats=args.formats, opset=args.opset)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import run_command
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medseg-masksup infer", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
@@ -37,24 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from medseg_masksup.io.errors import user_error_types
+    return run_command("infer", build_parser(), argv, _infer)
 
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+
+def _infer(args: argparse.Namespace) -> int:
     from medseg_masksup.inference import run_folder
 
-    try:
-        report = run_folder(
-            input=args.input, output_dir=args.output_dir, ckpt=args.ckpt, tta=args.tta, threshold=args.threshold,
-            keep_largest=args.keep_largest, fill_holes=args.fill_holes, mode=args.mode, save_prob=args.save_prob,
-            overlay=not args.no_overlay, intensity_window=args.intensity_window, batch_size=args.batch_size,
-            device=args.device, progress=not args.no_progress, verbose=False, raise_if_none=False,
-        )
-    except user_error_types() as err:
-        print(f"medseg-masksup infer: error: {err}", file=sys.stderr)
-        return 2
+    report = run_folder(
+        input=args.input, output_dir=args.output_dir, ckpt=args.ckpt, tta=args.tta, threshold=args.threshold,
+        keep_largest=args.keep_largest, fill_holes=args.fill_holes, mode=args.mode, save_prob=args.save_prob,
+        overlay=not args.no_overlay, intensity_window=args.intensity_window, batch_size=args.batch_size,
+        device=args.device, progress=not args.no_progress, verbose=False, raise_if_none=False,
+    )
     for row in report.rows:
         if row["status"] != "ok":
             print(f"{row['status']}: {row['message']}", file=sys.stderr)

@@ -8,7 +8,8 @@ Exit status: 0 on success, 2 on a user error (bad option, checkpoint, datalist).
 from __future__ import annotations
 
 import argparse
-import sys
+
+from . import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,22 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from medseg_masksup.io.errors import user_error_types
+    return run_command("robustness", build_parser(), argv, _robustness)
 
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+
+def _robustness(args: argparse.Namespace) -> None:
     from medseg_masksup.robustness import run_robustness
 
-    try:
-        run_robustness(
-            ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, kinds=args.kinds, ratios=args.ratios,
-            seeds=args.seeds, split=args.split, threshold=args.threshold, label=args.label, compare=args.compare,
-            batch_size=args.batch_size, tracking_uri=args.tracking_uri, run_name=args.run_name, device=args.device,
-            progress=not args.no_progress,
-        )
-    except user_error_types() as err:
-        print(f"medseg-masksup robustness: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    run_robustness(
+        ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, kinds=args.kinds, ratios=args.ratios,
+        seeds=args.seeds, split=args.split, threshold=args.threshold, label=args.label, compare=args.compare,
+        batch_size=args.batch_size, tracking_uri=args.tracking_uri, run_name=args.run_name, device=args.device,
+        progress=not args.no_progress,
+    )
