@@ -133,6 +133,11 @@ def main(argv: list[str] | None = None, *, prog: str = "medseg-masksup prepare")
     say(f"masks: {result.masks_written} written, {result.masks_unchanged} unchanged; {images}")
     if result.removed:
         say(f"removed {len(result.removed)} stale files from an earlier run")
+    if result.kept:
+        say(
+            f"kept {len(result.kept)} files an earlier run wrote for pairs skipped now "
+            f"(not in the datalist; fix the problems above and re-run): {_list(result.kept)}"
+        )
     say(f"datalist: {Path(args.out) / DATALIST}  summary: {Path(args.out) / SUMMARY}")
     return 0
 

@@ -10,6 +10,13 @@ Two rules cover all supported datasets:
   A mask is refused when its channels disagree (a colour picture, not a mask) or
   when more than :data:`MAX_GREY_FRACTION` of its pixels are mid-grey.
 
+Palette (mode ``P``) masks: under ``instance`` the palette indices are the ids
+(foreground = index > 0).  Under ``threshold`` a palette whose used entries are
+distinct grey levels (e.g. black/white, in either order) is read by those grey
+levels as above; any other palette (coloured class labels such as (128, 0, 0),
+several indices sharing one colour, or indices missing from the palette, as in a
+PNG saved without a palette) is a label map and foreground = index > 0.
+
 Written masks are single-channel 8-bit PNG with values 0 (background) and 255
 (foreground).
 """
@@ -40,10 +47,13 @@ class MaskError(ValueError):
 
 def _as_array(img: Image.Image, rule: str) -> np.ndarray:
     """Pixel array of a label image, without alpha; palette images expanded for ``threshold``."""
-    if img.mode == "P":
-        if rule == INSTANCE:
-            return np.asarray(img)  # palette indices are the instance ids
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("P", "PA"):
+        indices = np.asarray(img)
+        if indices.ndim == 3:  # PA: drop alpha
+            indices = indices[..., 0]
+        if rule == INSTANCE or _palette_is_labels(img, indices):
+            return indices > 0  # palette indices are the labels: foreground = index > 0
+        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
     elif img.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         img = img.convert("RGB")
     arr = np.asarray(img)
@@ -52,6 +62,20 @@ def _as_array(img: Image.Image, rule: str) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     return arr
+
+
+def _palette_is_labels(img: Image.Image, indices: np.ndarray) -> bool:
+    """Whether a palette image's indices, not its colours, carry the labels (see the module notes)."""
+    used = np.unique(indices)
+    palette = np.asarray(img.getpalette("RGB") or [], dtype=np.int32).reshape(-1, 3)
+    if used.size == 0:
+        return False
+    if int(used.max()) >= len(palette):
+        return True  # indices without a colour: PIL would show them black
+    colours = palette[used]
+    if np.any(colours.max(axis=1) - colours.min(axis=1) > 255 / 4):
+        return True  # coloured class labels
+    return len(np.unique(colours, axis=0)) < len(used)  # grey levels that do not tell the indices apart
 
 
 def _full_scale(arr: np.ndarray) -> float:

@@ -18,6 +18,7 @@ from data_scripts.writer import (
     copy_file,
     datalist_path,
     previous_outputs,
+    previously_kept,
     remove_stale,
     write_bytes,
     write_json,
@@ -67,6 +68,7 @@ class Result:
     masks_unchanged: int = 0
     images_copied: int = 0
     removed: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)  # earlier outputs of pairs skipped this run, left in place
     json_written: list[Path] = field(default_factory=list)
 
 
@@ -156,6 +158,19 @@ def prepare(dataset: str, options: Options) -> Result:
         "seed": options.seed,
         **lists,
     }
+    # A pair skipped because of a problem (unreadable, size mismatch, mask not binarizable) may have
+    # outputs from an earlier run: bad input must not cost them, so they are kept (not deleted, not
+    # listed in the datalist) until the pair is fixed (then rewritten) or gone from --src (then stale).
+    before = previous_outputs(datalist_file) | previously_kept(summary_file)
+    accepted_pairs = {c.pair for c in accepted}
+    duplicates = {p.path for p in check_problems if p.kind == "duplicate"}
+    protected: set[Path] = set()
+    for pair in scanned.pairs:
+        if pair not in accepted_pairs and str(pair.image) not in duplicates:
+            protected.add((out / "masks" / pair.split / f"{pair.id}.png").resolve())
+            protected.add((out / "images" / pair.split / f"{pair.id}{pair.image.suffix}").resolve())
+    result.kept = sorted(p for p in before & protected if p.is_file())
+
     summary = build_summary(
         dataset=dataset,
         title=spec.title,
@@ -168,11 +183,11 @@ def prepare(dataset: str, options: Options) -> Result:
         problems=problems,
         ignored=scanned.ignored,
         copy_images=options.copy_images,
+        kept=[datalist_path(p, out) for p in result.kept],
     )
     if options.dry_run:
         return result
 
-    before = previous_outputs(datalist_file)
     wanted: set[Path] = set()
     for c, mask_path, image_path in tqdm(
         jobs, desc="writing", unit="pair", disable=_disable(options.progress)
@@ -186,7 +201,7 @@ def prepare(dataset: str, options: Options) -> Result:
             wanted.add(image_path.resolve())
             if copy_file(c.pair.image, image_path, c.file_sha256):
                 result.images_copied += 1
-    result.removed = remove_stale(before - wanted, out)
+    result.removed = remove_stale(before - wanted - set(result.kept), out)
     for path, obj in ((datalist_file, datalist), (summary_file, summary)):
         if write_json(path, obj):
             result.json_written.append(path)

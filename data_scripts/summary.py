@@ -47,8 +47,14 @@ def build_summary(
     problems: list[Problem],
     ignored: list[Path],
     copy_images: bool,
+    kept: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Summary dictionary written as ``dataset.json`` next to the datalist (deterministic)."""
+    """Summary dictionary written as ``dataset.json`` next to the datalist (deterministic).
+
+    ``kept`` lists (relative to ``--out``) the outputs an earlier run wrote for pairs that are
+    skipped this time because of a problem: they are left in place, not listed in the datalist,
+    and remembered here so that a later run can remove them once the pair is gone for good.
+    """
     by_split: dict[str, list[Checked]] = {s: [c for c in accepted if c.pair.split == s] for s in SPLITS}
     sizes = [c.size for c in accepted]
     subsets: dict[str, dict[str, int]] = {}
@@ -101,4 +107,6 @@ def build_summary(
             "count": len(ignored),
             "items": [p.as_posix() for p in ignored[:MAX_LISTED]],
         },
+        # outputs of an earlier run for pairs skipped this time (not in the datalist, not deleted)
+        "kept_outputs": {"count": len(kept or []), "items": sorted(kept or [])},
     }

@@ -122,6 +122,25 @@ def previous_outputs(datalist: Path, roots: tuple[str, ...] = ("masks", "images"
     return found
 
 
+def previously_kept(summary: Path, roots: tuple[str, ...] = ("masks", "images")) -> set[Path]:
+    """Outputs of skipped pairs that an earlier run kept (``kept_outputs`` in its ``dataset.json``)."""
+    try:
+        old = json.loads(summary.read_text(encoding="utf-8"))
+        items = old["kept_outputs"]["items"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    if not isinstance(items, list):
+        return set()
+    base = summary.parent.resolve()
+    found: set[Path] = set()
+    for value in items:
+        if isinstance(value, str) and not os.path.isabs(value):
+            p = (base / value).resolve()
+            if any(p.is_relative_to(base / r) for r in roots):
+                found.add(p)
+    return found
+
+
 def remove_stale(stale: set[Path], out: Path) -> list[Path]:
     """Delete files an earlier run wrote and this run no longer references; prune empty folders."""
     removed: list[Path] = []

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from .record import TrainingRecord
 logger = logging.getLogger(__name__)
 
 MODES = ("resize", "sliding")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 REQUIRED_RECORD_KEYS = (
     "network", "network_size", "spatial_dims", "in_channels", "out_channels", "img_size",
     "intensity_range", "normalised_range", "prob_threshold",
@@ -69,17 +71,40 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
+def _unreadable(path: Path, message: str) -> str:
+    """This module's wording for a :func:`medseg_masksup.checkpoint.load_checkpoint` refusal (one line)."""
+    if message == f"checkpoint {path} is empty (0 bytes)":
+        return f"{path}: not a readable PyTorch checkpoint (the file is empty, 0 bytes)"
+    prefix = f"cannot read checkpoint {path}: "
+    if not message.startswith(prefix):
+        return message  # already names the file
+    reason = _ANSI.sub("", message[len(prefix):]).strip()
+    if reason.startswith("Weights only load failed"):
+        reason = ("it holds pickled Python objects, not only weights (e.g. a whole model object); "
+                  "refused because loading it could run code")
+    elif len(reason) > 160 and ". " in reason:  # torch appends paragraphs of advice
+        reason = reason.split(". ", 1)[0] + "."
+    return f"{path}: not a readable PyTorch checkpoint ({reason})"
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], TrainingRecord, Path]:
-    """State dict of the bare backbone, its training record, and the resolved file (``weights_only``)."""
+    """State dict of the bare backbone, its training record, and the resolved file (``weights_only``).
+
+    The file is read by :func:`medseg_masksup.checkpoint.load_checkpoint` (missing, empty, corrupt,
+    truncated and pickled-object files refused); the checks here are inference's own.
+    """
+    from . import checkpoint as shared
+
     path = resolve_checkpoint(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - pickle/zip/torch errors: all mean "not a usable checkpoint"
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path}: no 'model' weights (found {keys}); expected a checkpoint written by medseg-masksup training")
+        ckpt = shared.load_checkpoint(path, required=())
+    except shared.CheckpointError as err:
+        raise CheckpointError(_unreadable(path, str(err))) from None
+    if "model" not in ckpt:
+        raise CheckpointError(
+            f"{path}: no 'model' weights (found {sorted(map(str, ckpt))[:8]}); "
+            "expected a checkpoint written by medseg-masksup training"
+        )
     state = ckpt.get("training_record")
     if not isinstance(state, dict):
         raise CheckpointError(

@@ -94,8 +94,33 @@ def read_dicom(source: Path, files: list[Path]) -> Case:
             reader.SetFileNames([str(f) for f in files])
             image = reader.Execute()
     except RuntimeError as err:
+        without = _without_pixel_data(files)
+        if without is not None:
+            raise InputError(
+                f"{without}: DICOM file without pixel data (no PixelData element: a header-only object, "
+                "e.g. a report or a structure set, not an image)"
+            ) from None
         raise InputError(f"{source}: cannot be read as DICOM ({_first_line(err)})") from None
     return _to_case(image, source, "dicom", list(files))
+
+
+PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def _without_pixel_data(files: list[Path]) -> Path | None:
+    """The first of ``files`` that pydicom parses as DICOM but that holds no pixel data, if any."""
+    import pydicom
+
+    for path in files:
+        try:
+            ds = pydicom.dcmread(path, force=True, defer_size=256)
+        except Exception:  # noqa: BLE001, S112 - not parseable at all: SimpleITK's reason is reported instead
+            continue
+        meta = getattr(ds, "file_meta", None) or {}
+        is_dicom = "SOPClassUID" in ds or "Modality" in ds or "TransferSyntaxUID" in meta
+        if is_dicom and not any(tag in ds for tag in PIXEL_TAGS):
+            return Path(path)
+    return None
 
 
 def _first_line(err: BaseException) -> str:
