@@ -68,3 +68,10 @@ def new_run_dir(output_dir: str, dataset: str, method: str) -> str:
         run_dir = base / f"{stamp}-{n}"
     run_dir.mkdir(parents=True)
     return os.fspath(run_dir)
+
+
+def run_dir(resume_dir: str, output_dir: str, dataset: str, method: str) -> str:
+    """The run folder: the resumed one, or a fresh one made once (by rank 0 under torchrun, shared with all)."""
+    from .distributed import broadcast_from_main
+
+    return broadcast_from_main(lambda: resume_dir or new_run_dir(output_dir, dataset, method))

@@ -73,7 +73,7 @@ def make_case(rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, np
 
 
 def _atomic_png(array: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # unique per process: ranks may race
     Image.fromarray(array).save(tmp)
     os.replace(tmp, path)
 
@@ -113,7 +113,7 @@ def ensure_synthetic_dataset(out_dir: str | os.PathLike, n_cases: int = 200, siz
         "validation": [],
         "test": [],
     }
-    tmp = datalist_path.with_suffix(".json.tmp")
+    tmp = datalist_path.with_suffix(f".json.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(datalist, indent=1))
     os.replace(tmp, datalist_path)
     return datalist_path

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from monai.data import MetaTensor
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils.enums import CommonKeys as Keys
 
 from .loss import MaskSupLoss
 from .wrapper import MaskSupOutput
+
+def amp_settings(device: torch.device) -> tuple[dict[str, Any], str]:
+    """``amp_kwargs`` for autocast and a label: bf16 where the GPU supports it (no GradScaler needed),
+    fp16 + GradScaler on older GPUs, bf16 autocast on CPU."""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return {"dtype": torch.bfloat16}, "bf16"
+        return {"dtype": torch.float16}, "fp16+GradScaler"
+    return {"dtype": torch.bfloat16}, "bf16 (CPU autocast)"
+
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the epoch and iteration."""
@@ -42,6 +55,9 @@ class MaskSupTrainer(SupervisedTrainer):
             raise ValueError("Must provide batch data for current iteration.")
         batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
         inputs, targets = batch[0], batch[1]
+        if self.compile:  # torch.compile and MetaTensor do not mix (pytorch/pytorch#117026)
+            inputs = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+            targets = targets.as_tensor() if isinstance(targets, MetaTensor) else targets
         engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: targets}
 
         engine.network.train()

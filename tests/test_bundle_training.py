@@ -39,6 +39,17 @@ def test_bundle_parses_with_the_documented_ids():
     assert isinstance(net, torch.nn.Module)
 
 
+def test_training_cache_holds_decoded_resized_images(tmp_path):
+    """Regression: a nested Compose counted as random, so CacheDataset cached only file paths."""
+    parser = ConfigParser()
+    parser.read_config(str(TRAIN_CONFIG))
+    parser.update({"output_dir": str(tmp_path), "synthetic_cases": 6, "synthetic_size": 32, "img_size": [32, 32]})
+    dataset = parser.get_parsed_content("train#dataset")
+    cached = dataset._cache[0]
+    assert isinstance(cached["image"], torch.Tensor) and cached["image"].shape == (3, 32, 32)
+    assert isinstance(cached["label"], torch.Tensor) and cached["label"].shape == (1, 32, 32)
+
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle")

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -87,3 +89,49 @@ def test_bad_settings_are_refused_with_a_message(kwargs, message):
 def test_1d_input_is_refused():
     with pytest.raises(ValueError, match="2D or 3D"):
         MaskGenerator()((2, 3, 64))
+
+
+# The plain whole-grid stroke rasteriser: the reference the windowed one in masking.py must match bit for bit.
+def _reference_stroke_times(batch, strokes, coords, extent, gen, vertices=(4, 9), step=(0.08, 0.25), width=(0.05, 0.12)):
+    """Per-cell arrival time along random thick polylines, in [0, 1) inside a stroke, inf outside."""
+    device, dims = coords.device, coords.shape[1]
+    n_seg = vertices[1] - 1
+
+    def uniform(lo, hi, *size):
+        return lo + (hi - lo) * torch.rand(*size, generator=gen, device=device)
+
+    start = torch.rand(batch, strokes, 1, dims, generator=gen, device=device) * extent
+    direction = torch.randn(batch, strokes, n_seg, dims, generator=gen, device=device)
+    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    steps = direction * uniform(*step, batch, strokes, n_seg, 1)
+    points = torch.minimum(torch.maximum(torch.cat([start, steps], dim=2).cumsum(dim=2), torch.zeros_like(extent)), extent)
+    used = torch.randint(vertices[0] - 1, n_seg + 1, (batch, strokes, 1), generator=gen, device=device)
+    r2 = (uniform(*width, batch, strokes, 1) / 2) ** 2
+    axes = [coords[:, d][None, None] for d in range(dims)]  # each (1, 1, N)
+    times = torch.full((batch, strokes, coords.shape[0]), math.inf, device=device)
+    for seg in range(n_seg):
+        a = points[:, :, seg, :, None]  # (B, S, D, 1)
+        ab = points[:, :, seg + 1, :, None] - a
+        ap = [axes[d] - a[:, :, d] for d in range(dims)]  # each (B, S, N)
+        seg_len2 = sum(ab[:, :, d] ** 2 for d in range(dims)).clamp_min(1e-12)
+        u = (sum(ap[d] * ab[:, :, d] for d in range(dims)) / seg_len2).clamp_(0, 1)
+        dist2 = sum((ap[d] - u * ab[:, :, d]) ** 2 for d in range(dims))
+        covered = (dist2 <= r2) & (seg < used)
+        times = torch.where(covered, torch.minimum(times, (u + seg) / n_seg), times)
+    return times
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 64, 64), (3, 1, 48, 40), (2, 1, 24, 32, 16)])
+def test_windowed_strokes_equal_the_whole_grid_reference(shape, monkeypatch):
+    import medseg_masksup.masking as masking
+
+    fast = MaskGenerator("freeform", (0.3, 0.7), seed=11)
+    expected_masks = [fast(shape) for _ in range(3)]
+
+    def reference_field(batch, grid, counts, gen, device):
+        return masking._occluder_field(batch, grid, counts, gen, device, _reference_stroke_times)
+
+    monkeypatch.setattr(masking, "_stroke_field", reference_field)
+    slow = MaskGenerator("freeform", (0.3, 0.7), seed=11)
+    for expected in expected_masks:
+        assert torch.equal(slow(shape), expected)

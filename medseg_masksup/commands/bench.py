@@ -23,6 +23,7 @@ from ..bench import (
     run_benchmark,
     write_json,
 )
+from . import run_command
 
 
 def _img_size(text: str) -> tuple[int, ...]:
@@ -74,10 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cudnn_benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True (CUDA)")
     p.add_argument("--plain_tensors", action="store_true",
                    help="feed the network plain tensors instead of MONAI MetaTensors (what the trainer would gain)")
+    p.add_argument("--keep_memory", action="store_true",
+                   help="glibc: keep freed memory in the process (mallopt) instead of page-faulting it back every step")
     p.add_argument("--variants", type=_variants, default=tuple(VARIANTS),
                    help=f"comma-separated subset of {','.join(VARIANTS)} (default all)")
     p.add_argument("--infer_batch", type=int, default=1, help="batch for the inference latency (default 1)")
-    p.add_argument("--infer_steps", type=int, default=20, help="inference calls per model per round (default 20)")
+    p.add_argument("--infer_steps", type=int, default=50, help="inference calls per model per round (default 50)")
     p.add_argument("--loader_batches", type=int, default=0,
                    help="batches pulled from the data loader per round (default 0: one epoch)")
     p.add_argument("--config_file", default=str(DEFAULT_CONFIG), help="training bundle config (default train.json)")
@@ -110,6 +113,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         compile=args.compile,
         cudnn_benchmark=args.cudnn_benchmark,
         plain_tensors=args.plain_tensors,
+        keep_memory=args.keep_memory,
         variants=args.variants,
         infer_batch=args.infer_batch,
         infer_steps=args.infer_steps,
@@ -123,17 +127,16 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         settings = settings_from_args(args)
     except ValueError as err:
-        print(f"medseg-masksup bench: {err}", file=sys.stderr)
+        print(f"medseg-masksup bench: error: {err}", file=sys.stderr)
         return 2
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     results = run_benchmark(settings, log=log)
     report = markdown_report(results)
-    results["command"] = "medseg-masksup bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    results["command"] = "medseg-masksup bench " + " ".join(argv)
     print(report, flush=True)
     if args.json:
         log(f"figures written to {write_json(results, args.json)}")
@@ -141,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(report)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_command("bench", build_parser(), argv, lambda args: _bench(args, argv))
 
 
 if __name__ == "__main__":
