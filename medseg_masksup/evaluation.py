@@ -16,8 +16,6 @@ of mean ± std (population std), and the number of cases each statistic is over 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
@@ -242,17 +240,6 @@ def _binarise_label(image: np.ndarray, threshold: float) -> np.ndarray:
     return np.asarray(BinarizeLabeld(["label"], threshold=threshold)({"label": torch.from_numpy(image)})["label"][0]) > 0.5
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> Path:
-    from .io.atomic import write_text
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row.get(k), float) else row.get(k, "")) for k in columns})
-    return write_text(path, buffer.getvalue())
-
-
 def evaluate_checkpoint(
     ckpt: str | Path,
     datalist: str | Path,
@@ -275,7 +262,7 @@ def evaluate_checkpoint(
 
     from .inference import InferenceOptions, Predictor, default_device, load_checkpoint, resolve_checkpoint, training_run_id
     from .io import read_case
-    from .io.atomic import write_json
+    from .io.atomic import write_csv, write_json
 
     if not str(ckpt or ""):
         raise UserError("no checkpoint given: pass --ckpt <model.pt or training run folder>")
@@ -312,7 +299,7 @@ def evaluate_checkpoint(
     if not ok_rows:
         raise NothingProcessedError(f"no case of {datalist} could be evaluated (first error: {report.rows[0]['message']})")
     report.summary = summarise(ok_rows)
-    report.per_case_csv = _write_csv(out_root / "per_case.csv", report.rows, CSV_COLUMNS)
+    report.per_case_csv = write_csv(out_root / "per_case.csv", report.rows, CSV_COLUMNS)
     train_run = training_run_id(ckpt_path, record)
     uri = default_tracking_uri(out_root, tracking_uri)
     summary = {

@@ -15,7 +15,6 @@ the object the model still recovers.
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,17 +158,6 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "") -
     return Path(path)
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> Path:
-    from .io.atomic import write_text
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row.get(k), float) else row.get(k, "")) for k in columns})
-    return write_text(path, buffer.getvalue())
-
-
 @dataclass
 class RobustnessReport:
     curve: list[dict[str, Any]] = field(default_factory=list)
@@ -240,9 +228,11 @@ def run_robustness(
     curve, per_case = robustness_curve(network, record, cases, kinds, ratios, seeds, threshold, batch_size, device, label, progress)
     out_root = Path(output_dir)
     out_root.mkdir(parents=True, exist_ok=True)
+    from .io.atomic import write_csv
+
     report = RobustnessReport(curve=curve)
-    report.table = _write_csv(out_root / "robustness.csv", curve, COLUMNS)
-    per_case_csv = _write_csv(out_root / "robustness_per_case.csv", per_case, ("label", "kind", "ratio", "seed", "case", "dice", "iou"))
+    report.table = write_csv(out_root / "robustness.csv", curve, COLUMNS)
+    per_case_csv = write_csv(out_root / "robustness_per_case.csv", per_case, ("label", "kind", "ratio", "seed", "case", "dice", "iou"))
     report.plot = plot_curves(curve + compare_rows, out_root / "robustness.png",
                               title=f"Occlusion robustness on {record.dataset or Path(datalist).parent.name} ({chosen})")
     uri = default_tracking_uri(out_root, tracking_uri)
