@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 import shutil
 import sys
@@ -14,6 +13,7 @@ from monai.utils import min_version, optional_import
 
 from .checkpoint import load_checkpoint
 from .figures import learning_curves, overlay_panel
+from .io.atomic import write_json
 from .masking import MaskGenerator
 from .record import TrainingRecord
 from .threshold_baseline import dice, threshold_dice
@@ -125,15 +125,15 @@ class TrainingReport:
             "mlflow_run_id": self.mlflow.run_id if self.mlflow else None,
         }
         self.record.mlflow_run_id = summary["mlflow_run_id"] or ""
-        _write_json(self.run_dir / "summary.json", summary)
-        _write_json(self.run_dir / "training_record.json", self.record.state_dict())
-        _write_json(self.run_dir / "history.json", self.history)
+        write_json(self.run_dir / "summary.json", summary)
+        write_json(self.run_dir / "training_record.json", self.record.state_dict())
+        write_json(self.run_dir / "history.json", self.history)
         config_dir = self.run_dir / "config"
         config_dir.mkdir(exist_ok=True)
         for cfg in self.config_files:
             if os.path.isfile(cfg):
                 shutil.copy(cfg, config_dir / Path(cfg).name)
-        _write_json(config_dir / "command.json", {"argv": sys.argv})
+        write_json(config_dir / "command.json", {"argv": sys.argv})
         if self.mlflow is not None and self.mlflow.cur_run is not None:
             client, run_id = self.mlflow.client, self.mlflow.cur_run.info.run_id
             client.log_metric(run_id, "threshold_baseline_dice", self.threshold_dice or 0.0)
@@ -161,12 +161,6 @@ class TrainingReport:
 
 def _first(output):
     return output[0] if isinstance(output, (list, tuple)) else output
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def invoked_config_files(argv: list[str] | None = None) -> list[str]:

@@ -121,10 +121,8 @@ class TrainingCheckpoints:
         self.mlflow = mlflow_handler
         self.resume_state = resume_state
         self.stateful = stateful or {}
-        self.trainer = None
 
     def attach(self, engine) -> None:
-        self.trainer = engine
         engine.add_event_handler(Events.STARTED, self.restore)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.save_last)
         self.validator.add_event_handler(Events.EPOCH_COMPLETED, self.save_best)
