@@ -28,7 +28,8 @@ class TrainingReport:
     """Trainer handler that keeps the per-epoch history and, when training completes, writes
     ``learning_curves.png``, ``overlay_<id>.png`` (image | masked input | truth | prediction of the
     best checkpoint), ``training_record.json`` and ``summary.json`` under ``run_dir``, and logs them,
-    the best checkpoint and the invoked config files to the MLflow run of ``mlflow_handler``.
+    the best checkpoint, the invoked config files and the best backbone as an MLflow model
+    (``mlflow_model/``) to the MLflow run of ``mlflow_handler``.
 
     Attach it *before* the MLflow handler so the run is still open when it logs.
     """
@@ -111,6 +112,20 @@ class TrainingReport:
             )
         return paths
 
+    def _log_model(self, engine, client, run_id: str) -> None:
+        """The best backbone as an MLflow model; a network torch.export cannot trace only costs a warning."""
+        from .mlflow_model import log_backbone_model
+
+        net = copy.deepcopy(self.network_def).cpu()
+        if self.checkpoint_path.is_file():
+            net.load_state_dict(load_checkpoint(self.checkpoint_path)["model"])
+        try:
+            uri = log_backbone_model(client, run_id, net, self.record)
+            client.set_tag(run_id, "mlflow_model", uri)
+        except Exception as err:  # noqa: BLE001 - the checkpoint artifact is still there
+            engine.logger.warning(f"the MLflow model was not logged ({type(err).__name__}: {err}); "
+                                  f"the checkpoint artifact checkpoints/model.pt holds the weights")
+
     def completed(self, engine) -> None:
         figures = self.run_dir / "figures"
         curves = learning_curves(self.history, figures / "learning_curves.png", title=f"{self.record.method} on {self.record.dataset}")
@@ -147,6 +162,7 @@ class TrainingReport:
             client.log_artifacts(run_id, str(config_dir), "config")
             if self.checkpoint_path.is_file():
                 client.log_artifact(run_id, str(self.checkpoint_path), "checkpoints")
+            self._log_model(engine, client, run_id)
         engine.logger.info(
             f"best validation Dice {summary['best_val_dice']:.4f} at epoch {summary['best_epoch']} "
             f"(Otsu threshold floor {self.threshold_dice:.4f}); checkpoint {self.checkpoint_path}"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import mlflow
+import mlflow.pytorch
 import pytest
 import torch
 from monai.bundle import ConfigParser
@@ -90,7 +91,7 @@ def test_baseline_and_masksup_sit_side_by_side_in_one_experiment(two_runs):
             history = client.get_metric_history(run.info.run_id, key)
             assert [m.step for m in history] == [1], key
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"figures", "checkpoints", "config"} <= artifacts
+        assert {"figures", "checkpoints", "config", "mlflow_model"} <= artifacts
         figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
         assert "figures/learning_curves.png" in figures
         assert any(p.startswith("figures/overlay_") for p in figures)
@@ -98,6 +99,21 @@ def test_baseline_and_masksup_sit_side_by_side_in_one_experiment(two_runs):
         config = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
         assert {"config/train.json", "config/training_record.json"} <= config
     assert runs["baseline"].data.params["beta"] == "0.0" and runs["baseline"].data.params["gamma"] == "0.0"
+    # the MLflow model is the bare backbone of the best checkpoint
+    mlflow.set_tracking_uri(sqlite_uri(str(out / "mlflow.db")))
+    try:
+        run = runs["masksup"]
+        model = mlflow.pytorch.load_model(run.data.tags["mlflow_model"])
+    finally:
+        mlflow.set_tracking_uri(None)
+    from medseg_masksup.networks import build_network
+
+    backbone = build_network("unet").eval()
+    ckpt = torch.load(next(out.glob("synthetic-glands/masksup/*/model.pt")), weights_only=True)
+    backbone.load_state_dict(ckpt["model"])
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x), backbone(x), atol=1e-5)
     assert runs["baseline"].data.metrics["train_loss_masked"] == 0.0
     assert runs["masksup"].data.metrics["train_loss_masked"] > 0.0
     # both trained on the very same data
