@@ -189,7 +189,6 @@ MAIN_ONLY_HANDLERS = (
     ("monai.handlers", "TensorBoardHandler"),
     ("ignite.handlers", "ProgressBar"),
     ("medseg_masksup.report", "TrainingReport"),
-    ("medseg_masksup.resume", "TrainingCheckpoints"),
 )
 
 
@@ -207,8 +206,8 @@ def _main_only_handler_types() -> tuple[type, ...]:
 
 def active_handlers(handlers: Iterable[Any] | None) -> list[Any]:
     """The handlers this rank should attach: ``None`` entries (disabled in the config) are dropped, and
-    on ranks other than 0 so is anything that writes or logs (:data:`MAIN_ONLY_HANDLERS`: checkpoints,
-    MLflow, report, stats, progress bar). Validation itself, and its metric all-gather, still run on
+    on ranks other than 0 so is anything that writes or logs (:data:`MAIN_ONLY_HANDLERS`: MLflow, report,
+    stats, progress bar). ``TrainingCheckpoints`` stays on every rank: rank 0 writes, all ranks restore. Validation itself, and its metric all-gather, still run on
     every rank.
     """
     kept = [h for h in (handlers or []) if h is not None]

@@ -19,6 +19,7 @@ import torch
 from monai.utils import min_version, optional_import
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .distributed import is_main_process, rank_seed
 from .record import TrainingRecord
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -104,6 +105,7 @@ def load_resume_state(resume_dir: str, record: TrainingRecord) -> dict[str, Any]
 class TrainingCheckpoints:
     """Trainer handler: saves ``model.pt`` when validation finds a new best and ``last.pt`` after every
     epoch; with ``resume_state`` (from :func:`load_resume_state`) it restores all of it when training starts.
+    Attach it on every rank under torchrun: rank 0 writes, every rank restores.
 
     ``stateful`` maps names to further objects with ``state_dict``/``load_state_dict`` to carry along
     (e.g. the training report's history).
@@ -132,8 +134,8 @@ class TrainingCheckpoints:
             self.record.mlflow_run_id = self.mlflow.run_id
 
     def save_best(self, validator) -> None:
-        """After validation: write ``model.pt`` if this epoch set a new best score."""
-        if validator.state.best_metric_epoch != validator.state.epoch:
+        """After validation: write ``model.pt`` if this epoch set a new best score (rank 0 only under torchrun)."""
+        if validator.state.best_metric_epoch != validator.state.epoch or not is_main_process():
             return
         self._sync_record()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -142,7 +144,9 @@ class TrainingCheckpoints:
                     self.run_dir / BEST)
 
     def save_last(self, engine) -> None:
-        """End of epoch: write everything needed to continue into ``last.pt``."""
+        """End of epoch: write everything needed to continue into ``last.pt`` (rank 0 only under torchrun)."""
+        if not is_main_process():
+            return
         self._sync_record()
         state = {
             "model": self.network.state_dict(),
@@ -163,7 +167,11 @@ class TrainingCheckpoints:
         atomic_save(state, self.run_dir / LAST)
 
     def restore(self, engine) -> None:
-        """Training starts: load the resume state into the network, optimizer, engines and RNGs."""
+        """Training starts: load the resume state into the network, optimizer, engines and RNGs.
+
+        Under torchrun every rank restores from rank 0's ``last.pt``; ranks other than 0 then restart
+        their mask generator from a seed of their own, so ranks keep drawing different masks.
+        """
         state = self.resume_state
         if state is None:
             return
@@ -182,7 +190,10 @@ class TrainingCheckpoints:
         self.validator.state.best_metric_epoch = state["validator"]["best_metric_epoch"]
         set_rng_state(state["rng"])
         if self.masker is not None and "masker" in state:
-            self.masker.set_state(state["masker"])
+            if is_main_process():
+                self.masker.set_state(state["masker"])
+            else:
+                self.masker.reset(rank_seed(self.record.seed + 7919 * done))
         for name, obj in self.stateful.items():
             if name in state.get("stateful", {}):
                 obj.load_state_dict(state["stateful"][name])

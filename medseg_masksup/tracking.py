@@ -39,10 +39,25 @@ class MLflowRunHandler(MLFlowHandler):
                 self.cur_run = self.client.get_run(self.run_id)
                 self.client.update_run(self.run_id, status="RUNNING")
                 self._logged_steps = self._last_steps()
+                self._keep_new_params()
             else:
                 self.cur_run = self.client.create_run(self.experiment.experiment_id, run_name=self.run_name)
             self.run_id = self.cur_run.info.run_id
         super().start(engine)
+
+    def _keep_new_params(self) -> None:
+        """MLflow params are write-once: on resume, log only new ones; a changed one (e.g. a larger
+        ``epochs``) is recorded as the tag ``resumed.<name>`` = ``"<old> -> <new>"``."""
+        if not self.experiment_param:
+            return
+        logged = self.cur_run.data.params
+        params = {}
+        for key, value in self.experiment_param.items():
+            if key not in logged:
+                params[key] = value
+            elif str(value) != logged[key]:
+                self.client.set_tag(self.run_id, f"resumed.{key}", f"{logged[key]} -> {value}")
+        self.experiment_param = params
 
     def _last_steps(self) -> dict[str, int]:
         """Last logged step per metric of the resumed run."""
