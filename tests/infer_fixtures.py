@@ -135,12 +135,28 @@ def grown(mask: np.ndarray, pixels: int = 2) -> np.ndarray:
 # ----------------------------------------------------------------------------- DICOM
 
 
+def ct_header(study: str, series: str, patient_name: str, patient_id: str):
+    """A pydicom CT dataset with its file meta, UIDs and patient fields, no image attributes yet."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    ds.PatientName, ds.PatientID, ds.Modality = patient_name, patient_id, "CT"
+    return ds
+
+
 def write_dicom_series(folder: str | Path, volume_zyx: np.ndarray, spacing=(0.8, 0.6, 2.5), origin=(10.0, -20.0, 30.0),
                        row_dir=(1.0, 0.0, 0.0), col_dir=(0.0, 0.0, -1.0), names: list[str] | None = None) -> list[Path]:
     """Classic CT slices with pydicom. ``spacing`` = (between rows, between columns, between slices) in mm;
     ``row_dir``/``col_dir``: LPS directions of increasing column / row index (ImageOrientationPatient)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -148,15 +164,8 @@ def write_dicom_series(folder: str | Path, volume_zyx: np.ndarray, spacing=(0.8,
     study, series = generate_uid(), generate_uid()
     paths = []
     for k, plane in enumerate(volume_zyx):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, study
-        ds.PatientName, ds.PatientID, ds.Modality = "Test^Phantom", "0001", "CT"
+        ds = ct_header(study, series, "Test^Phantom", "0001")
+        ds.FrameOfReferenceUID = study
         ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
         position = np.asarray(origin) + normal * spacing[2] * k
         ds.ImagePositionPatient = [round(float(v), 4) for v in position]

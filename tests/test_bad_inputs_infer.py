@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from infer_fixtures import random_checkpoint, write_dicom_series
+from infer_fixtures import ct_header, random_checkpoint, write_dicom_series
 from PIL import Image
 
 from medseg_masksup.commands import infer
@@ -62,18 +62,9 @@ def grey_picture() -> np.ndarray:
 
 def dicom_without_pixels(path: Path) -> Path:
     """A well-formed CT header with no PixelData element (pydicom)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.SeriesInstanceUID, ds.StudyInstanceUID = generate_uid(), generate_uid()
-    ds.PatientName, ds.PatientID, ds.Modality = "Test^NoPixels", "0002", "CT"
+    ds = ct_header(generate_uid(), generate_uid(), "Test^NoPixels", "0002")
     ds.Rows, ds.Columns, ds.BitsAllocated, ds.SamplesPerPixel = 8, 8, 16, 1
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
