@@ -4,12 +4,12 @@ The method lives in three modules: :mod:`.masking` (occlusion masks), :mod:`.los
 and :mod:`.wrapper` (two weight-sharing branches); :mod:`.trainer` plugs them into MONAI.
 """
 
-from .loss import MaskSupLoss, MaskSupLossParts
-from .masking import MASK_KINDS, MaskGenerator
+from .method.loss import MaskSupLoss, MaskSupLossParts
+from .method.masking import MASK_KINDS, MaskGenerator
 from .networks import NETWORKS, build_network
 from .record import TrainingRecord
-from .trainer import MaskSupTrainer
-from .wrapper import MaskSup, MaskSupOutput
+from .method.trainer import MaskSupTrainer
+from .method.wrapper import MaskSup, MaskSupOutput
 
 __version__ = "0.1.0"
 __all__ = [

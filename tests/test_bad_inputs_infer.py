@@ -22,7 +22,7 @@ from infer_fixtures import ct_header, random_checkpoint, write_dicom_series
 from PIL import Image
 
 from medseg_masksup.commands import infer
-from medseg_masksup.inference import CheckpointError, read_checkpoint, run_folder
+from medseg_masksup.inference.predictor import CheckpointError, read_checkpoint, run_folder
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 24, 40

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from medseg_masksup import bench
+from medseg_masksup.tools.bench import runner as bench
 from medseg_masksup.commands import bench as bench_cmd
-from medseg_masksup.synthetic import ensure_synthetic_dataset
+from medseg_masksup.data.synthetic import ensure_synthetic_dataset
 
 TINY = ["--img_size", "[32,32]", "--batch", "2", "--threads", "1", "--infer_steps", "2", "--quiet"]
 

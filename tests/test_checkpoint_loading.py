@@ -4,7 +4,7 @@ import torch
 from medseg_masksup.checkpoint import CheckpointError, load_checkpoint, load_weights
 from medseg_masksup.networks import build_network
 from medseg_masksup.record import TrainingRecord
-from medseg_masksup.resume import atomic_save
+from medseg_masksup.training.checkpoints import atomic_save
 
 
 def test_missing_empty_corrupt_and_truncated_files_are_named(tmp_path):

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from medseg_masksup import distributed as D
-from medseg_masksup.synthetic import ensure_synthetic_dataset
+from medseg_masksup.training import distributed as D
+from medseg_masksup.data.synthetic import ensure_synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "bundles" / "masksup" / "train.json"
@@ -51,7 +51,7 @@ def test_torchrun_two_processes_gloo_one_run_one_checkpoint(tmp_path):
         "--epochs", "1", "--img_size", "[32,32]", "--batch_size", "2",
         # each rank also saves its final weights: DDP keeps them equal although ranks saw different data and masks
         "--finalize", ("[\"$torch.save(@network_def.state_dict(), os.path.join(@output_dir, 'rank' + "
-                       "str(medseg_masksup.distributed.rank()) + '.pt'))\", '$medseg_masksup.distributed.finalize()']"),
+                       "str(medseg_masksup.training.distributed.rank()) + '.pt'))\", '$medseg_masksup.training.distributed.finalize()']"),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

@@ -10,7 +10,7 @@ import mlflow
 import torch
 
 from conftest import REPO
-from medseg_masksup.synthetic import ensure_synthetic_dataset
+from medseg_masksup.data.synthetic import ensure_synthetic_dataset
 
 TRAIN = REPO / "bundles" / "masksup" / "train.json"
 MULTI = REPO / "bundles" / "masksup" / "multi_gpu_train.json"

@@ -11,7 +11,7 @@ import pytest
 from infer_fixtures import bright_checkpoint, shared_experiment, shared_tracking_uri, write_labelled_set
 
 from medseg_masksup.commands import evaluate as evaluate_cmd
-from medseg_masksup.evaluation import case_metrics, default_tracking_uri, evaluate_checkpoint, load_items, summarise
+from medseg_masksup.inference.evaluation import case_metrics, default_tracking_uri, evaluate_checkpoint, load_items, summarise
 from medseg_masksup.io import UserError
 from medseg_masksup.record import TrainingRecord
 

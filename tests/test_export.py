@@ -14,8 +14,8 @@ import torch
 from infer_fixtures import random_checkpoint
 
 from medseg_masksup.commands import export as export_cmd
-from medseg_masksup.export import TOLERANCES, compare, example_input, export_checkpoint
-from medseg_masksup.inference import load_checkpoint
+from medseg_masksup.inference.export import TOLERANCES, compare, example_input, export_checkpoint
+from medseg_masksup.inference.predictor import load_checkpoint
 from medseg_masksup.networks import build_network
 
 ROOT = Path(__file__).resolve().parents[1]

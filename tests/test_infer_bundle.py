@@ -14,8 +14,8 @@ import pytest
 from infer_fixtures import bright_checkpoint
 
 from medseg_masksup.commands import infer
-from medseg_masksup.inference import run_folder
-from medseg_masksup.io.errors import NothingProcessedError
+from medseg_masksup.inference.predictor import run_folder
+from medseg_masksup.errors import NothingProcessedError
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "masksup" / "inference.json"
@@ -57,8 +57,8 @@ def test_real_training_bundle_checkpoint_through_inference_and_evaluation_bundle
     from mlflow.tracking import MlflowClient
     from PIL import Image
 
-    from medseg_masksup.evaluation import evaluate_checkpoint
-    from medseg_masksup.tracking import sqlite_uri
+    from medseg_masksup.inference.evaluation import evaluate_checkpoint
+    from medseg_masksup.training.tracking import sqlite_uri
 
     train = _python("-m", "monai.bundle", "run", "training", "--config_file", "bundles/masksup/train.json",
                     "--output_dir", str(tmp_path / "runs"), "--epochs", "1", "--img_size", "[32,32]",

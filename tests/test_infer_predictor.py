@@ -8,7 +8,7 @@ import torch
 from infer_fixtures import make_record, random_checkpoint
 from torch import nn
 
-from medseg_masksup.inference import (
+from medseg_masksup.inference.predictor import (
     CheckpointError,
     InferenceOptions,
     Predictor,
@@ -19,7 +19,7 @@ from medseg_masksup.inference import (
     training_run_id,
 )
 from medseg_masksup.io import UserError
-from medseg_masksup.preprocessing import image_transforms
+from medseg_masksup.data.preprocessing import image_transforms
 
 
 class Spy(nn.Module):

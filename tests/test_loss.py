@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from medseg_masksup.loss import MaskSupLoss
+from medseg_masksup.method.loss import MaskSupLoss
 
 
 def _bce(logit: float, y: float) -> float:

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from medseg_masksup.masking import MASK_KINDS, MaskGenerator
+from medseg_masksup.method.masking import MASK_KINDS, MaskGenerator
 
 
 @pytest.mark.parametrize("kind", MASK_KINDS)
@@ -123,7 +123,7 @@ def _reference_stroke_times(batch, strokes, coords, extent, gen, vertices=(4, 9)
 
 @pytest.mark.parametrize("shape", [(4, 3, 64, 64), (3, 1, 48, 40), (2, 1, 24, 32, 16)])
 def test_windowed_strokes_equal_the_whole_grid_reference(shape, monkeypatch):
-    import medseg_masksup.masking as masking
+    import medseg_masksup.method.masking as masking
 
     fast = MaskGenerator("freeform", (0.3, 0.7), seed=11)
     expected_masks = [fast(shape) for _ in range(3)]

@@ -2,7 +2,7 @@ import mlflow.pytorch
 import torch
 import yaml
 
-from medseg_masksup.mlflow_model import save_backbone_model
+from medseg_masksup.inference.mlflow_model import save_backbone_model
 from medseg_masksup.networks import build_network
 from medseg_masksup.record import TrainingRecord
 

@@ -11,13 +11,13 @@ from monai.data import DataLoader
 from monai.engines import SupervisedEvaluator
 from monai.handlers import MeanDice
 
-from medseg_masksup.loss import MaskSupLoss
-from medseg_masksup.masking import MaskGenerator
+from medseg_masksup.method.loss import MaskSupLoss
+from medseg_masksup.method.masking import MaskGenerator
 from medseg_masksup.record import TrainingRecord
-from medseg_masksup.resume import TrainingCheckpoints
-from medseg_masksup.tracking import run_training
-from medseg_masksup.trainer import MaskSupTrainer, NonFiniteLossError
-from medseg_masksup.wrapper import MaskSup
+from medseg_masksup.training.checkpoints import TrainingCheckpoints
+from medseg_masksup.training.tracking import run_training
+from medseg_masksup.method.trainer import MaskSupTrainer, NonFiniteLossError
+from medseg_masksup.method.wrapper import MaskSup
 
 
 def _data(n=4):

@@ -10,10 +10,10 @@ from infer_fixtures import bright_checkpoint, make_record, shared_tracking_uri, 
 from torch import nn
 
 from medseg_masksup.commands import robustness as robustness_cmd
-from medseg_masksup.inference import load_checkpoint
+from medseg_masksup.inference.predictor import load_checkpoint
 from medseg_masksup.io import UserError
-from medseg_masksup.preprocessing import training_preprocessing
-from medseg_masksup.robustness import COLUMNS, occlusion_mask, read_curve, robustness_curve, run_robustness
+from medseg_masksup.data.preprocessing import training_preprocessing
+from medseg_masksup.inference.robustness import COLUMNS, occlusion_mask, read_curve, robustness_curve, run_robustness
 
 
 class Recorder(nn.Module):

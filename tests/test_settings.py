@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medseg_masksup.settings import check_settings
+from medseg_masksup.training.checks import check_settings
 
 GOOD = dict(method="masksup", network="unet", network_size="small", img_size=[128, 128], mask_kind="freeform",
             mask_ratio=[0.4, 0.6], alpha=1.0, beta=1.0, gamma=1.0, seg_loss="bce", epochs=30, batch_size=4, lr=1e-4)

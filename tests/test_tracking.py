@@ -2,7 +2,7 @@ import mlflow
 import pytest
 from ignite.engine import Engine
 
-from medseg_masksup.tracking import MLflowRunHandler, sqlite_uri
+from medseg_masksup.training.tracking import MLflowRunHandler, sqlite_uri
 
 
 def _engine():

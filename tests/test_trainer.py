@@ -3,10 +3,10 @@ import torch
 from monai.data import DataLoader
 from monai.engines.utils import IterationEvents
 
-from medseg_masksup.loss import MaskSupLoss
-from medseg_masksup.masking import MaskGenerator
-from medseg_masksup.trainer import MaskSupTrainer
-from medseg_masksup.wrapper import MaskSup
+from medseg_masksup.method.loss import MaskSupLoss
+from medseg_masksup.method.masking import MaskGenerator
+from medseg_masksup.method.trainer import MaskSupTrainer
+from medseg_masksup.method.wrapper import MaskSup
 
 
 class CountingNet(torch.nn.Module):

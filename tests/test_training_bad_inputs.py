@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from medseg_masksup.datalist import DatalistError, load_split
-from medseg_masksup.preprocessing import training_preprocessing
+from medseg_masksup.data.datalist import DatalistError, load_split
+from medseg_masksup.data.preprocessing import training_preprocessing
 from medseg_masksup.record import TrainingRecord
 
 RECORD = TrainingRecord(img_size=[16, 16])

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from medseg_masksup.masking import MaskGenerator
+from medseg_masksup.method.masking import MaskGenerator
 from medseg_masksup.networks import NETWORKS, build_network, required_divisor
-from medseg_masksup.wrapper import MaskSup, MaskSupOutput
+from medseg_masksup.method.wrapper import MaskSup, MaskSupOutput
 
 
 def _input(name: str) -> torch.Tensor:

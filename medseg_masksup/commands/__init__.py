@@ -12,7 +12,7 @@ def run_command(name: str, parser: argparse.ArgumentParser, argv: list[str],
                 exit_codes: tuple[tuple[type[BaseException], int], ...] = ()) -> int:
     """Parse ``argv`` and run ``action(args)``; a user error prints ``medseg-masksup <name>: error: …`` (no
     stack trace) and returns 2, or the code ``exit_codes`` gives for its type."""
-    from medseg_masksup.io.errors import user_error_types
+    from medseg_masksup.errors import user_error_types
 
     try:
         args = parser.parse_args(argv)

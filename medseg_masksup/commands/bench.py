@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..bench import (
+from ..tools.bench.runner import (
     DEFAULT_CONFIG,
     VARIANTS,
     BenchSettings,

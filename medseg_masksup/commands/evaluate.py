@@ -33,13 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from medseg_masksup.io.errors import NothingProcessedError
+    from medseg_masksup.errors import NothingProcessedError
 
     return run_command("evaluate", build_parser(), argv, _evaluate, exit_codes=((NothingProcessedError, 1),))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from medseg_masksup.evaluation import evaluate_checkpoint
+    from medseg_masksup.inference.evaluation import evaluate_checkpoint
 
     evaluate_checkpoint(
         ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, split=args.split, tta=args.tta,

@@ -23,12 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from medseg_masksup.export import ExportParityError
+    from medseg_masksup.inference.export import ExportParityError
 
     return run_command("export", build_parser(), argv, _export, exit_codes=((ExportParityError, 1),))
 
 
 def _export(args: argparse.Namespace) -> None:
-    from medseg_masksup.export import export_checkpoint
+    from medseg_masksup.inference.export import export_checkpoint
 
     export_checkpoint(args.ckpt, args.output_dir, formats=args.formats, opset=args.opset)

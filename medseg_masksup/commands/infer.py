@@ -1,7 +1,7 @@
 """``medseg-masksup infer``: segment images / volumes with a trained checkpoint.
 
 Same as ``python -m monai.bundle run --config_file bundles/masksup/inference.json --input ... --output_dir ... --ckpt ...``
-(both call :func:`medseg_masksup.inference.run_folder`).
+(both call :func:`medseg_masksup.inference.predictor.run_folder`).
 
 Exit status: 0 when at least one input was segmented (unreadable files are listed on stderr and in
 summary.csv); 1 when nothing could be segmented, or with ``--strict`` when any input failed; 2 when
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from medseg_masksup.inference import run_folder
+    from medseg_masksup.inference.predictor import run_folder
 
     report = run_folder(
         input=args.input, output_dir=args.output_dir, ckpt=args.ckpt, tta=args.tta, threshold=args.threshold,

@@ -13,7 +13,7 @@ from . import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from medseg_masksup.robustness import DEFAULT_RATIOS
+    from medseg_masksup.inference.robustness import DEFAULT_RATIOS
 
     p = argparse.ArgumentParser(prog="medseg-masksup robustness", description="Dice/IoU versus the fraction of the input masked.")
     p.add_argument("--ckpt", required=True, help="checkpoint model.pt (baseline or MaskSup) or its run folder")
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
 
 
 def _robustness(args: argparse.Namespace) -> None:
-    from medseg_masksup.robustness import run_robustness
+    from medseg_masksup.inference.robustness import run_robustness
 
     run_robustness(
         ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, kinds=args.kinds, ratios=args.ratios,

@@ -14,7 +14,7 @@
 
 from .case import Case
 from .discover import discover_cases
-from .errors import InputError, OutputError, UserError
+from ..errors import InputError, OutputError, UserError
 from .readers import read_case
 
 __all__ = ["Case", "InputError", "OutputError", "UserError", "discover_cases", "read_case"]

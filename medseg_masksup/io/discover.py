@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 from .formats import kind_of, strip_suffix
 
 IGNORED_NAMES = {"DICOMDIR", "Thumbs.db", "desktop.ini"}

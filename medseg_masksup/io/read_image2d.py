@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .case import Case
-from .errors import InputError
+from ..errors import InputError
 
 # PIL modes turned into L / RGB / RGBA first; the rest (L, RGB, RGBA, I;16, I, F) are read as they are.
 _CONVERT = {"1": "L", "LA": "L", "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .case import Case
-from .errors import InputError
+from ..errors import InputError
 from .read_image2d import _reason, quiet_loader
 
 

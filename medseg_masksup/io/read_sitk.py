@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .case import Case
-from .errors import InputError
+from ..errors import InputError
 
 
 def geometry(image) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .case import Case
-from .errors import InputError
+from ..errors import InputError
 from .formats import SUPPORTED, kind_of
 
 

@@ -188,7 +188,7 @@ MAIN_ONLY_HANDLERS = (
     ("monai.handlers", "StatsHandler"),
     ("monai.handlers", "TensorBoardHandler"),
     ("ignite.handlers", "ProgressBar"),
-    ("medseg_masksup.report", "TrainingReport"),
+    ("medseg_masksup.training.report", "TrainingReport"),
 )
 
 

@@ -43,9 +43,9 @@ from typing import Any
 
 import torch
 
-from .trainer import amp_settings
+from ...method.trainer import amp_settings
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "bundles" / "masksup" / "train.json"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "bundles" / "masksup" / "train.json"
 
 #: training variants: bundle overrides that select each
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -326,7 +326,7 @@ def _batch_size(batch) -> int:
 
 
 def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    from .distributed import unwrap
+    from ...training.distributed import unwrap
 
     return unwrap(module)
 

@@ -82,8 +82,8 @@ class MLflowRunHandler(MLFlowHandler):
 def run_training(trainer, mlflow_handler: MLflowRunHandler | None = None) -> None:
     """``trainer.run()``; on an error the MLflow run is marked FAILED, and a bad loss or bad data ends the
     program with its one-line message instead of a stack trace."""
-    from .checkpoint import CheckpointError
-    from .trainer import NonFiniteLossError
+    from ..checkpoint import CheckpointError
+    from ..method.trainer import NonFiniteLossError
 
     try:
         trainer.run()

@@ -12,7 +12,7 @@ import torch
 from monai.data import PILReader
 from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, ScaleIntensityRanged
 
-from .record import TrainingRecord
+from ..record import TrainingRecord
 from .transforms import BinarizeLabeld, CheckSameSized, EnsureChannelsd, ScaleBitDepthd, standard_mode
 
 

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from monai.utils import min_version, optional_import
 
-from .checkpoint import CheckpointError, load_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint
 from .distributed import is_main_process, rank_seed
-from .record import TrainingRecord
+from ..record import TrainingRecord
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 

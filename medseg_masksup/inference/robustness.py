@@ -2,9 +2,9 @@
 
 The paper's claim is that MaskSup keeps segmenting when large parts of the input are hidden. For
 any checkpoint (baseline or MaskSup), each labelled image is prepared exactly as in training
-(:func:`medseg_masksup.preprocessing.training_preprocessing` from the checkpoint's record: image and
+(:func:`medseg_masksup.data.preprocessing.training_preprocessing` from the checkpoint's record: image and
 label at ``img_size``, as training validation scores them), occluded with the training mask
-generator (:class:`medseg_masksup.masking.MaskGenerator`, holes set to 0 = mid-grey as in training),
+generator (:class:`medseg_masksup.method.masking.MaskGenerator`, holes set to 0 = mid-grey as in training),
 and segmented by the bare backbone. The mask for case ``i`` at (kind, ratio, seed) comes from its
 own generator seeded with ``seed * 1_000_003 + i``, so it does not depend on the batch size or on
 the checkpoint: a baseline and a MaskSup model (same ``img_size``) are scored on identical inputs.
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .io.errors import UserError
-from .masking import MASK_KINDS, MaskGenerator
+from ..errors import UserError
+from ..method.masking import MASK_KINDS, MaskGenerator
 
 DEFAULT_RATIOS = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75)
 COLUMNS = ("label", "kind", "ratio", "hidden_fraction", "n_cases", "n_seeds", "dice_mean", "dice_std", "iou_mean", "iou_std")
@@ -130,7 +130,7 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "") -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io.atomic import atomic_target
+    from ..io.atomic import atomic_target
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -200,8 +200,8 @@ def run_robustness(
     from monai.data import Dataset
 
     from .evaluation import default_tracking_uri, load_items, log_run
-    from .inference import default_device, load_checkpoint, resolve_checkpoint, training_run_id
-    from .preprocessing import training_preprocessing
+    from .predictor import default_device, load_checkpoint, resolve_checkpoint, training_run_id
+    from ..data.preprocessing import training_preprocessing
 
     if not str(ckpt or ""):
         raise UserError("no checkpoint given: pass --ckpt <model.pt or training run folder>")
@@ -228,7 +228,7 @@ def run_robustness(
     curve, per_case = robustness_curve(network, record, cases, kinds, ratios, seeds, threshold, batch_size, device, label, progress)
     out_root = Path(output_dir)
     out_root.mkdir(parents=True, exist_ok=True)
-    from .io.atomic import write_csv
+    from ..io.atomic import write_csv
 
     report = RobustnessReport(curve=curve)
     report.table = write_csv(out_root / "robustness.csv", curve, COLUMNS)

@@ -1,10 +1,10 @@
 """Score a checkpoint on a labelled datalist: per-case Dice, IoU, HD95, precision, recall.
 
-Each image goes through exactly the inference path (:class:`medseg_masksup.inference.Predictor`:
+Each image goes through exactly the inference path (:class:`medseg_masksup.inference.predictor.Predictor`:
 training preprocessing from the checkpoint's record, probabilities resized back to the image), and
 the mask is compared with the label at the label's native resolution — what a user of
 ``medseg-masksup infer`` would get. Labels are binarised with training's rule
-(:class:`~medseg_masksup.transforms.BinarizeLabeld`, ``first channel > label_threshold``).
+(:class:`~medseg_masksup.data.transforms.BinarizeLabeld`, ``first channel > label_threshold``).
 
 Metrics come from MONAI (``DiceMetric``, ``MeanIoU``, ``HausdorffDistanceMetric(percentile=95)``,
 ``ConfusionMatrixMetric``). HD95 is in mm when the image has a known spacing (NIfTI, DICOM,
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .io.errors import NothingProcessedError, UserError
-from .record import TrainingRecord
+from ..errors import NothingProcessedError, UserError
+from ..record import TrainingRecord
 
 METRICS = ("dice", "iou", "hd95", "precision", "recall")
 SPLITS = ("auto", "test", "validation", "training", "heldout", "all")
@@ -204,7 +204,7 @@ def log_run(
 
 def default_tracking_uri(output_dir: str | Path, tracking_uri: str | None) -> str:
     """``tracking_uri`` if given, else ``sqlite:///<output_dir>/mlflow.db``."""
-    from .tracking import sqlite_uri
+    from ..training.tracking import sqlite_uri
 
     return tracking_uri or sqlite_uri(str(Path(output_dir) / "mlflow.db"))
 
@@ -235,7 +235,7 @@ CSV_COLUMNS = ("case", "image", "label", "status", "message", *METRICS, "pred_px
 
 
 def _binarise_label(image: np.ndarray, threshold: float) -> np.ndarray:
-    from .transforms import BinarizeLabeld
+    from ..data.transforms import BinarizeLabeld
 
     return np.asarray(BinarizeLabeld(["label"], threshold=threshold)({"label": torch.from_numpy(image)})["label"][0]) > 0.5
 
@@ -260,9 +260,9 @@ def evaluate_checkpoint(
     """Evaluate ``ckpt`` on ``datalist``; writes ``per_case.csv`` and ``summary.json`` and logs to MLflow."""
     from tqdm.auto import tqdm
 
-    from .inference import InferenceOptions, Predictor, default_device, load_checkpoint, resolve_checkpoint, training_run_id
-    from .io import read_case
-    from .io.atomic import write_csv, write_json
+    from .predictor import InferenceOptions, Predictor, default_device, load_checkpoint, resolve_checkpoint, training_run_id
+    from ..io import read_case
+    from ..io.atomic import write_csv, write_json
 
     if not str(ckpt or ""):
         raise UserError("no checkpoint given: pass --ckpt <model.pt or training run folder>")

@@ -4,7 +4,7 @@ The exported model is the plain segmentation network (``build_network`` from the
 record, weights from its ``model`` key): image ``(B, in_channels, *img_size)`` in the training
 normalised range → logits ``(B, 1, *img_size)``. No MaskSup parts (masker, second branch, loss):
 those exist only during training. Preprocessing is not inside the exported model; apply the
-training preprocessing (``medseg_masksup.preprocessing.image_transforms``) before calling it.
+training preprocessing (``medseg_masksup.data.preprocessing.image_transforms``) before calling it.
 
 TorchScript goes through MONAI's ``ckpt_export`` with ``bundles/masksup/inference.json`` (whose
 ``network_def`` rebuilds the network from the checkpoint), so the file carries the bundle metadata
@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .io.errors import UserError
+from ..errors import UserError
 
-BUNDLE_DIR = Path(__file__).resolve().parents[1] / "bundles" / "masksup"
+BUNDLE_DIR = Path(__file__).resolve().parents[2] / "bundles" / "masksup"
 INFERENCE_CONFIG = BUNDLE_DIR / "inference.json"
 METADATA = BUNDLE_DIR / "metadata.json"
 TOLERANCES = {"torchscript": {"atol": 1e-5, "rtol": 1e-5}, "onnx": {"atol": 1e-4, "rtol": 1e-4}}
@@ -53,8 +53,8 @@ def export_torchscript(ckpt: str | Path, filepath: str | Path, config_file: str 
     """TorchScript of the backbone through ``monai.bundle.ckpt_export`` (script, else trace); atomic."""
     from monai.bundle.scripts import ckpt_export
 
-    from .inference import read_checkpoint
-    from .io.atomic import atomic_target
+    from .predictor import read_checkpoint
+    from ..io.atomic import atomic_target
 
     _, record, ckpt_path = read_checkpoint(ckpt)
     if not Path(config_file).is_file():
@@ -84,7 +84,7 @@ def export_torchscript(ckpt: str | Path, filepath: str | Path, config_file: str 
 
 def export_onnx(network: nn.Module, record, filepath: str | Path, opset: int = 17) -> Path:
     """ONNX of the backbone: input ``image`` ``(batch, C, *img_size)``, output ``logits``; atomic."""
-    from .io.atomic import atomic_target
+    from ..io.atomic import atomic_target
 
     network = network.cpu().eval()
     with atomic_target(filepath) as tmp, warnings.catch_warnings():
@@ -118,8 +118,8 @@ def export_checkpoint(ckpt: str | Path, output_dir: str | Path, formats: Sequenc
 
     Raises :class:`UserError` if an export differs from PyTorch beyond its tolerance.
     """
-    from .inference import load_checkpoint, resolve_checkpoint
-    from .io.atomic import write_json
+    from .predictor import load_checkpoint, resolve_checkpoint
+    from ..io.atomic import write_json
 
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:

@@ -21,6 +21,6 @@ class NothingProcessedError(UserError):
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is shown as a one-line error (no traceback) by the commands."""
-    from ..datalist import DatalistError
+    from .data.datalist import DatalistError
 
     return (UserError, DatalistError)

@@ -2,7 +2,7 @@
 
 The checkpoint carries the :class:`TrainingRecord` of its training run; the network and the
 preprocessing are rebuilt from it (:func:`load_checkpoint`, :func:`preprocessing`, which calls the
-same :func:`medseg_masksup.preprocessing.image_transforms` as training), so inference cannot use
+same :func:`medseg_masksup.data.preprocessing.image_transforms` as training), so inference cannot use
 another image size, normalisation or network than the one the weights were trained with.
 
 One case (:meth:`Predictor.segment`): the image (``(C, *spatial)``, volumes slice by slice along the
@@ -39,10 +39,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .io.errors import InputError, NothingProcessedError, OutputError, UserError
-from .networks import build_network
-from .preprocessing import image_transforms
-from .record import TrainingRecord
+from ..errors import InputError, NothingProcessedError, OutputError, UserError
+from ..networks import build_network
+from ..data.preprocessing import image_transforms
+from ..record import TrainingRecord
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Training
     The file is read by :func:`medseg_masksup.checkpoint.load_checkpoint` (missing, empty, corrupt,
     truncated and pickled-object files refused); the checks here are inference's own.
     """
-    from . import checkpoint as shared
+    from .. import checkpoint as shared
 
     path = resolve_checkpoint(path)
     try:
@@ -366,10 +366,10 @@ def run_folder(
     """
     from tqdm.auto import tqdm
 
-    from .io import discover_cases, read_case
-    from .io.overlay import write_overlay
-    from .io.summary import mask_statistics, write_summary
-    from .io.write_mask import output_suffix, write_mask, write_probability
+    from ..io import discover_cases, read_case
+    from ..io.overlay import write_overlay
+    from ..io.summary import mask_statistics, write_summary
+    from ..io.write_mask import output_suffix, write_mask, write_probability
 
     options = InferenceOptions(tta=bool(tta), threshold=threshold, keep_largest=bool(keep_largest), fill_holes=bool(fill_holes),
                                mode=mode, batch_size=int(batch_size), intensity_window=intensity_window)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .record import TrainingRecord
+from ..record import TrainingRecord
 
 ARTIFACT_PATH = "mlflow_model"
 
@@ -17,7 +17,7 @@ def save_backbone_model(network: torch.nn.Module, record: TrainingRecord, path: 
     """Save ``network`` (bare backbone, eval mode) as an MLflow PyTorch model at ``path``.
 
     Input: float32 ``(batch, in_channels, *img_size)`` already preprocessed as at training (see
-    ``medseg_masksup.preprocessing``); output: logits ``(batch, out_channels, *img_size)``.
+    ``medseg_masksup.data.preprocessing``); output: logits ``(batch, out_channels, *img_size)``.
     """
     import mlflow.pytorch
     from mlflow.models import ModelSignature

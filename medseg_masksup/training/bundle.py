@@ -7,8 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from .masking import MaskGenerator
-from .synthetic import ensure_synthetic_dataset
+from ..method.masking import MaskGenerator
+from ..data.synthetic import ensure_synthetic_dataset
 
 METHODS = ("masksup", "context", "baseline")
 

@@ -32,7 +32,7 @@ LOSS_PART_KEYS = ("loss_seg", "loss_masked", "loss_consistency")
 
 
 class MaskSupTrainer(SupervisedTrainer):
-    """SupervisedTrainer whose iteration runs a :class:`~medseg_masksup.wrapper.MaskSup` network.
+    """SupervisedTrainer whose iteration runs a :class:`~medseg_masksup.method.wrapper.MaskSup` network.
 
     ``network`` must be a ``MaskSup`` (or a DDP around one) and ``loss_function`` a ``MaskSupLoss``.
     Everything else (events, AMP scaler, decollation, handlers, metrics) is SupervisedTrainer's.

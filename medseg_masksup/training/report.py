@@ -11,11 +11,11 @@ from pathlib import Path
 import torch
 from monai.utils import min_version, optional_import
 
-from .checkpoint import load_checkpoint
+from ..checkpoint import load_checkpoint
 from .figures import learning_curves, overlay_panel
-from .io.atomic import write_json
-from .masking import MaskGenerator
-from .record import TrainingRecord
+from ..io.atomic import write_json
+from ..method.masking import MaskGenerator
+from ..record import TrainingRecord
 from .threshold_baseline import dice, threshold_dice
 from .tracking import MLflowRunHandler
 
@@ -114,7 +114,7 @@ class TrainingReport:
 
     def _log_model(self, engine, client, run_id: str) -> None:
         """The best backbone as an MLflow model; a network torch.export cannot trace only costs a warning."""
-        from .mlflow_model import log_backbone_model
+        from ..inference.mlflow_model import log_backbone_model
 
         net = copy.deepcopy(self.network_def).cpu()
         if self.checkpoint_path.is_file():

@@ -6,11 +6,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import METHODS
-from .datalist import DatalistError, load_split
-from .loss import SEG_LOSSES
-from .masking import MASK_KINDS
-from .networks import NETWORKS, SIZES, required_divisor
+from .bundle import METHODS
+from ..data.datalist import DatalistError, load_split
+from ..method.loss import SEG_LOSSES
+from ..method.masking import MASK_KINDS
+from ..networks import NETWORKS, SIZES, required_divisor
 
 
 class SettingsError(ValueError):

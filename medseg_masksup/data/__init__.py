@@ -1,0 +1,1 @@
+"""Data: the datalist schema and its splits, preprocessing, transforms, the embedded synthetic set."""

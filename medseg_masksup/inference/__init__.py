@@ -1,0 +1,1 @@
+"""Inference: options, the predictor, folder runs, evaluation, robustness, export."""

@@ -1,0 +1,1 @@
+"""Tools beside the library (benchmarks); not imported by the core."""

@@ -1,0 +1,1 @@
+"""``medseg-masksup bench``: training / inference throughput and overheads."""
