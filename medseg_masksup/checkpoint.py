@@ -1,17 +1,69 @@
-"""Loading checkpoints safely (``weights_only=True``) with errors that say what is wrong."""
+"""The one home of checkpoint files: saving atomically, loading safely, rebuilding the network.
+
+A medseg-masksup checkpoint is a ``dict`` with ``model`` (the bare backbone's state dict) and
+``training_record`` (:class:`~medseg_masksup.record.TrainingRecord` as a dict); ``last.pt`` adds the
+optimizer/trainer state for resuming. Files are read with ``torch.load(weights_only=True)``: a file
+holding pickled objects is refused, since loading it could run code. Every refusal is a
+:class:`~medseg_masksup.errors.CheckpointError` whose one-line message names the file and the problem.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
+from .errors import CheckpointError
+from .io.atomic import atomic_target
+from .record import TrainingRecord
+
+__all__ = [
+    "CheckpointError", "save_checkpoint", "resolve_checkpoint", "load_checkpoint", "load_weights", "read_checkpoint",
+    "load_network", "network_from_checkpoint", "training_run_id", "REQUIRED_RECORD_KEYS",
+]
+
+BEST = "model.pt"
+#: record fields inference needs to rebuild the network and its preprocessing
+REQUIRED_RECORD_KEYS = (
+    "network", "network_size", "spatial_dims", "in_channels", "out_channels", "img_size",
+    "intensity_range", "normalised_range", "prob_threshold",
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file and the problem."""
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """``torch.save`` through a temporary file beside ``path``, flushed to disk, then renamed over it."""
+    with atomic_target(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(path)
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """The checkpoint file: ``path`` itself, or ``<path>/model.pt`` for a training run folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / BEST
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return path
+
+
+def _unreadable_reason(err: BaseException) -> str:
+    reason = _ANSI.sub("", str(err).splitlines()[0] if str(err) else type(err).__name__).strip()
+    if reason.startswith("Weights only load failed"):
+        return ("it holds pickled Python objects, not only weights (e.g. a whole model object); "
+                "refused because loading it could run code")
+    if len(reason) > 160 and ". " in reason:  # torch appends paragraphs of advice
+        return reason.split(". ", 1)[0] + "."
+    return reason
 
 
 def load_checkpoint(path: str | os.PathLike, required: Sequence[str] = ("model", "training_record"),
@@ -21,12 +73,11 @@ def load_checkpoint(path: str | os.PathLike, required: Sequence[str] = ("model",
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (the file is empty, 0 bytes)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure to unpickle means the file cannot be used
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_unreadable_reason(err)})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} is not a medseg-masksup checkpoint (it holds a {type(state).__name__})")
     missing = [k for k in required if k not in state]
@@ -35,7 +86,7 @@ def load_checkpoint(path: str | os.PathLike, required: Sequence[str] = ("model",
     return state
 
 
-def load_weights(network: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str | os.PathLike) -> None:
+def load_weights(network: nn.Module, state_dict: dict[str, torch.Tensor], source: str | os.PathLike) -> None:
     """``network.load_state_dict`` with a one-line explanation when the weights belong to another network."""
     try:
         network.load_state_dict(state_dict)
@@ -46,3 +97,69 @@ def load_weights(network: torch.nn.Module, state_dict: dict[str, torch.Tensor], 
             f"checkpoint {source} does not fit {type(network).__name__} as configured "
             f"(other network, size or channels?): {detail[:300]}"
         ) from None
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], TrainingRecord, Path]:
+    """State dict of the bare backbone, its training record, and the resolved file (``path`` may be a run folder)."""
+    path = resolve_checkpoint(path)
+    ckpt = load_checkpoint(path, required=())
+    if "model" not in ckpt:
+        raise CheckpointError(
+            f"{path}: no 'model' weights (found {sorted(map(str, ckpt))[:8]}); "
+            "expected a checkpoint written by medseg-masksup training"
+        )
+    state = ckpt.get("training_record")
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path}: no 'training_record'; the preprocessing the weights were trained with is unknown, "
+            "so the checkpoint cannot be used (write checkpoints with medseg-masksup training)"
+        )
+    missing = [k for k in REQUIRED_RECORD_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: training record lacks {', '.join(missing)}; cannot rebuild the preprocessing")
+    return ckpt["model"], TrainingRecord.from_dict(state), path
+
+
+def load_network(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainingRecord]:
+    """The bare 2D binary backbone (eval mode, weights loaded strictly) and the record it was trained with."""
+    from .networks import build_network
+
+    weights, record, path = read_checkpoint(path)
+    if int(record.spatial_dims) != 2:
+        raise CheckpointError(f"{path}: a {record.spatial_dims}D model; inference here runs 2D models (volumes slice by slice)")
+    if int(record.out_channels) != 1:
+        raise CheckpointError(f"{path}: {record.out_channels} output channels; binary segmentation needs 1")
+    try:
+        network = build_network(record.network, record.spatial_dims, record.in_channels, record.out_channels, record.network_size)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    try:
+        network.load_state_dict(weights)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit a {record.network}/{record.network_size} network ({first})") from None
+    return network.to(device).eval(), record
+
+
+def network_from_checkpoint(path: str | os.PathLike) -> nn.Module:
+    """The backbone the checkpoint's record describes, weights loaded."""
+    return load_network(path)[0]
+
+
+def training_run_id(ckpt_path: str | os.PathLike, record: TrainingRecord) -> str:
+    """MLflow run id of the training run: from the record, else from the run folder's files.
+
+    Training saves the best checkpoint before the run ends, so the checkpoint's own record may not
+    know the run id yet; ``training_record.json`` / ``summary.json`` beside it do.
+    """
+    if record.mlflow_run_id:
+        return record.mlflow_run_id
+    folder = Path(ckpt_path).parent if Path(ckpt_path).is_file() else Path(ckpt_path)
+    for name in ("training_record.json", "summary.json"):
+        try:
+            value = json.loads((folder / name).read_text()).get("mlflow_run_id")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if value:
+            return str(value)
+    return ""

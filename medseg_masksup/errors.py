@@ -1,10 +1,26 @@
-"""Errors caused by what the user gave us; commands print their message on one line, no traceback."""
+"""The one home of user-facing errors: what the user gave us cannot be used.
+
+Every error here derives from :class:`UserError`; the commands print its message on one line
+(``medseg-masksup <command>: error: …``) with no traceback. Messages name the file and the problem.
+"""
 
 from __future__ import annotations
 
 
 class UserError(ValueError):
     """A problem with the user's input or settings; the message says which file and what is wrong."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be used (missing, unreadable, foreign, or made for other settings)."""
+
+
+class DatalistError(UserError):
+    """A datalist that cannot be trained or evaluated on."""
+
+
+class SettingsError(UserError):
+    """Training settings that cannot work."""
 
 
 class InputError(UserError):
@@ -19,8 +35,10 @@ class NothingProcessedError(UserError):
     """The run started but not a single case could be processed (each case's reason is reported)."""
 
 
+class ExportParityError(UserError):
+    """An exported model whose outputs differ from PyTorch's beyond the stated tolerance."""
+
+
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is shown as a one-line error (no traceback) by the commands."""
-    from .data.datalist import DatalistError
-
-    return (UserError, DatalistError)
+    return (UserError,)

@@ -22,7 +22,8 @@ from infer_fixtures import ct_header, random_checkpoint, write_dicom_series
 from PIL import Image
 
 from medseg_masksup.commands import infer
-from medseg_masksup.inference.predictor import CheckpointError, read_checkpoint, run_folder
+from medseg_masksup.checkpoint import CheckpointError, read_checkpoint
+from medseg_masksup.inference.folder import run_folder
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 24, 40
@@ -318,7 +319,7 @@ def test_unusable_checkpoint_is_one_line_exit_2_and_writes_nothing(tmp_path, ckp
 
 
 def test_read_checkpoint_uses_the_shared_loader(tmp_path, ckpt, monkeypatch):
-    """inference.read_checkpoint no longer duplicates medseg_masksup.checkpoint.load_checkpoint."""
+    """read_checkpoint reads the file through the one loader, medseg_masksup.checkpoint.load_checkpoint."""
     import medseg_masksup.checkpoint as shared
 
     calls = []

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from medseg_masksup.devices import choose_device
 from medseg_masksup.training import distributed as D
 from medseg_masksup.data.synthetic import ensure_synthetic_dataset
 
@@ -89,7 +90,7 @@ def test_single_process_defaults(monkeypatch):
     for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         monkeypatch.delenv(var, raising=False)
     assert D.rank() == 0 and D.world_size() == 1 and D.is_main_process() and not D.is_distributed()
-    assert D.local_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert choose_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert D.broadcast_from_main(lambda: "x") == "x"
     assert D.main_process_first(lambda: 3) == 3
     assert D.rank_seed(5) == 5 and D.rank_seed(None) is None

@@ -11,7 +11,8 @@ import pytest
 from infer_fixtures import bright_checkpoint, shared_experiment, shared_tracking_uri, write_labelled_set
 
 from medseg_masksup.commands import evaluate as evaluate_cmd
-from medseg_masksup.inference.evaluation import case_metrics, default_tracking_uri, evaluate_checkpoint, load_items, summarise
+from medseg_masksup.data.datalist import load_items
+from medseg_masksup.inference.evaluation import case_metrics, default_tracking_uri, evaluate_checkpoint, summarise
 from medseg_masksup.io import UserError
 from medseg_masksup.record import TrainingRecord
 
@@ -72,18 +73,18 @@ def test_split_choice(tmp_path):
     training = [{"image": "a.png", "label": "b.png", "fold": 0}, {"image": "b.png", "label": "c.png", "fold": 1}]
     path = tmp_path / "datalist.json"
     path.write_text(json.dumps({"training": training, "validation": [], "test": [{"image": "c.png"}]}))
-    items, split = load_items(path, "auto", record)  # test has no labels, validation is empty: held-out fold
+    items, split = load_items(path, "auto", record.val_fold)  # test has no labels, validation is empty: held-out fold
     assert split == "heldout-fold1" and items[0]["image"] == str(tmp_path / "b.png")
     path.write_text(json.dumps({"training": training, "validation": [{"image": "a.png", "label": "c.png"}],
                                 "test": [{"image": "c.png", "label": "a.png"}]}))
-    assert load_items(path, "auto", record)[1] == "test"
-    assert load_items(path, "validation", record)[0][0]["label"] == str(tmp_path / "c.png")
-    assert len(load_items(path, "all", record)[0]) == 4
+    assert load_items(path, "auto", record.val_fold)[1] == "test"
+    assert load_items(path, "validation", record.val_fold)[0][0]["label"] == str(tmp_path / "c.png")
+    assert len(load_items(path, "all", record.val_fold)[0]) == 4
     path.write_text(json.dumps({"validation": [{"image": "a.png", "label": "missing.png"}]}))
     with pytest.raises(UserError, match=f"datalist {path}: label file not found: {tmp_path / 'missing.png'}"):
-        load_items(path, "validation", record)
+        load_items(path, "validation", record.val_fold)
     with pytest.raises(UserError, match=f"datalist {path}: split 'test' has no items"):
-        load_items(path, "test", record)
+        load_items(path, "test", record.val_fold)
 
 
 def test_default_store_is_beside_the_outputs(tmp_path):

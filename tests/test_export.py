@@ -15,7 +15,7 @@ from infer_fixtures import random_checkpoint
 
 from medseg_masksup.commands import export as export_cmd
 from medseg_masksup.inference.export import TOLERANCES, compare, example_input, export_checkpoint
-from medseg_masksup.inference.predictor import load_checkpoint
+from medseg_masksup.checkpoint import load_network
 from medseg_masksup.networks import build_network
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def test_export_both_formats_match_pytorch_and_are_the_plain_backbone(tmp_path):
     report = export_checkpoint(ckpt, tmp_path / "export", verbose=False)
     assert report["exports"]["torchscript"]["ok"] and report["exports"]["onnx"]["ok"]
     assert json.loads((tmp_path / "export" / "export.json").read_text())["input_shape"] == ["batch", 3, 32, 48]
-    network, record = load_checkpoint(ckpt)
+    network, record = load_network(ckpt)
     x = example_input(record, batch=3, seed=7)  # another batch size and inputs than the export used
     with torch.inference_mode():
         reference = network(x).numpy()
@@ -67,7 +67,7 @@ def test_monai_bundle_ckpt_export_command(tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.returncode == 0, done.stderr[-2000:]
     scripted = torch.jit.load(str(tmp_path / "model.ts"))
-    network, record = load_checkpoint(ckpt)
+    network, record = load_network(ckpt)
     x = example_input(record)
     with torch.inference_mode():
         assert compare(network(x).numpy(), scripted(x).numpy(), **TOLERANCES["torchscript"])["ok"]

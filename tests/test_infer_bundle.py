@@ -14,7 +14,7 @@ import pytest
 from infer_fixtures import bright_checkpoint
 
 from medseg_masksup.commands import infer
-from medseg_masksup.inference.predictor import run_folder
+from medseg_masksup.inference.folder import run_folder
 from medseg_masksup.errors import NothingProcessedError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,13 +27,19 @@ def _python(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 
 def test_bundle_defaults_are_the_library_defaults():
+    import dataclasses
+
+    from medseg_masksup.inference.options import InferenceOptions
+
     config = json.loads(BUNDLE.read_text())
     defaults = {k: p.default for k, p in inspect.signature(run_folder).parameters.items() if p.default is not inspect.Parameter.empty}
+    defaults.update({f.name: f.default for f in dataclasses.fields(InferenceOptions)})
     for key in ("tta", "threshold", "keep_largest", "fill_holes", "mode", "save_prob", "overlay", "intensity_window",
                 "batch_size", "device", "progress"):
         assert config[key] == defaults[key], key
-        assert f"{key}=@{key}" in config["inference"]
-    assert config["run"] == "$@inference" and "network_from_checkpoint(@ckpt)" in config["network_def"]
+        # every option reaches the run: through the one InferenceOptions object or the writer
+        assert config["options"].get(key) == f"@{key}" or config["evaluator"].get(key) == f"@{key}", key
+    assert config["run"] == "$@evaluator.run()" and config["options"]["_target_"].endswith("InferenceOptions")
 
 
 def test_bundle_with_nothing_readable_fails_naming_the_file(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from infer_fixtures import bright_checkpoint, picture, random_checkpoint, write_dicom_series
 
 from medseg_masksup.commands import infer
-from medseg_masksup.inference.predictor import run_folder
+from medseg_masksup.inference.folder import run_folder
 
 BOX = (slice(4, 14), slice(20, 34))
 

@@ -8,16 +8,9 @@ import torch
 from infer_fixtures import make_record, random_checkpoint
 from torch import nn
 
-from medseg_masksup.inference.predictor import (
-    CheckpointError,
-    InferenceOptions,
-    Predictor,
-    load_checkpoint,
-    map_intensity,
-    network_from_checkpoint,
-    preprocessing,
-    training_run_id,
-)
+from medseg_masksup.checkpoint import CheckpointError, load_network, network_from_checkpoint, training_run_id
+from medseg_masksup.inference.options import InferenceOptions
+from medseg_masksup.inference.predictor import Predictor, map_intensity, preprocessing
 from medseg_masksup.io import UserError
 from medseg_masksup.data.preprocessing import image_transforms
 
@@ -134,7 +127,7 @@ def test_intensity_mapping():
 
 def test_checkpoint_round_trip_and_record_checks(tmp_path):
     path = random_checkpoint(tmp_path / "run" / "model.pt", img_size=[16, 24])
-    network, record = load_checkpoint(tmp_path / "run")  # a run folder works too
+    network, record = load_network(tmp_path / "run")  # a run folder works too
     assert record.img_size == [16, 24] and not network.training
     reference = torch.load(path, weights_only=True)["model"]
     for key, value in network_from_checkpoint(path).state_dict().items():
@@ -143,19 +136,19 @@ def test_checkpoint_round_trip_and_record_checks(tmp_path):
     del ckpt["training_record"]["img_size"]
     torch.save(ckpt, tmp_path / "partial.pt")
     with pytest.raises(CheckpointError, match=r"partial\.pt: training record lacks img_size; cannot rebuild the preprocessing"):
-        load_checkpoint(tmp_path / "partial.pt")
+        load_network(tmp_path / "partial.pt")
     ckpt = torch.load(path, weights_only=True)
     ckpt["training_record"]["out_channels"] = 2
     torch.save(ckpt, tmp_path / "multi.pt")
     with pytest.raises(CheckpointError, match=r"multi\.pt: 2 output channels; binary segmentation needs 1"):
-        load_checkpoint(tmp_path / "multi.pt")
+        load_network(tmp_path / "multi.pt")
 
 
 def test_training_run_id_falls_back_to_the_run_folder(tmp_path):
     import json
 
     path = random_checkpoint(tmp_path / "model.pt")
-    _, record = load_checkpoint(path)
+    _, record = load_network(path)
     assert training_run_id(path, record) == ""
     (tmp_path / "training_record.json").write_text(json.dumps({"mlflow_run_id": "abc123"}))
     assert training_run_id(path, record) == "abc123"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from infer_fixtures import box_mask, bright_checkpoint, dice, dicom_ras_affine, grown, picture, write_dicom_series
 
-from medseg_masksup.inference.predictor import run_folder
+from medseg_masksup.inference.folder import run_folder
 
 H, W = 48, 80
 BOX = (slice(8, 24), slice(50, 70))  # off-centre, asymmetric, in a non-square picture

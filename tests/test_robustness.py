@@ -10,7 +10,7 @@ from infer_fixtures import bright_checkpoint, make_record, shared_tracking_uri, 
 from torch import nn
 
 from medseg_masksup.commands import robustness as robustness_cmd
-from medseg_masksup.inference.predictor import load_checkpoint
+from medseg_masksup.checkpoint import load_network
 from medseg_masksup.io import UserError
 from medseg_masksup.data.preprocessing import training_preprocessing
 from medseg_masksup.inference.robustness import COLUMNS, occlusion_mask, read_curve, robustness_curve, run_robustness
@@ -61,7 +61,7 @@ def test_every_checkpoint_sees_the_same_occluded_inputs(tmp_path):
 
 def test_curve_starts_at_plain_validation_and_drops_when_hidden(tmp_path):
     cases, _ = _cases(tmp_path, n=4)
-    network, record = load_checkpoint(bright_checkpoint())
+    network, record = load_network(bright_checkpoint())
     curve, per_case = robustness_curve(network, record, cases, ["block"], [0.0, 0.75], seeds=[0, 1])
     assert [(r["kind"], r["ratio"], r["n_cases"], r["n_seeds"]) for r in curve] == [("block", 0.0, 4, 2), ("block", 0.75, 4, 2)]
     with torch.inference_mode():

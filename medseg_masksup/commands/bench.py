@@ -16,13 +16,12 @@ import sys
 from pathlib import Path
 
 from ..tools.bench.runner import (
-    DEFAULT_CONFIG,
     VARIANTS,
     BenchSettings,
     markdown_report,
     run_benchmark,
-    write_json,
 )
+from ..io.atomic import write_json
 from . import run_command
 
 
@@ -83,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--infer_steps", type=int, default=50, help="inference calls per model per round (default 50)")
     p.add_argument("--loader_batches", type=int, default=0,
                    help="batches pulled from the data loader per round (default 0: one epoch)")
-    p.add_argument("--config_file", default=str(DEFAULT_CONFIG), help="training bundle config (default train.json)")
+    p.add_argument("--config_file", default="", help="training bundle config (default: the bundle's train.json)")
     p.add_argument("--output_dir", default="runs", help="where the bundle keeps its embedded data set (default runs)")
     p.add_argument("--datalist", default="", help="a prepared datalist.json (default: the embedded synthetic set)")
     p.add_argument("--seed", type=int, default=0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..inference.options import add_inference_arguments, options_from_args
 from . import run_command
 
 
@@ -21,14 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking_uri", default=None, help="MLflow store (default sqlite:///<output_dir>/mlflow.db); "
                    "give the training store, e.g. sqlite:///runs/mlflow.db, to file the run under the training run")
     p.add_argument("--run_name", default=None, help="MLflow run name (default evaluate-<method>-<split>)")
-    p.add_argument("--tta", action="store_true", help="average predictions over flips")
-    p.add_argument("--threshold", type=float, default=None, help="probability threshold (default: recorded at training)")
-    p.add_argument("--keep_largest", action="store_true", help="keep only the largest connected component")
-    p.add_argument("--fill_holes", action="store_true", help="fill holes inside the mask")
-    p.add_argument("--mode", choices=("resize", "sliding"), default="resize", help="as for infer")
-    p.add_argument("--intensity_window", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None, help="as for infer")
-    p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
-    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_inference_arguments(p, ("tta", "threshold", "keep_largest", "fill_holes", "mode", "intensity_window", "batch_size",
+                                "device", "progress"))
     return p
 
 
@@ -41,9 +36,5 @@ def main(argv: list[str]) -> int:
 def _evaluate(args: argparse.Namespace) -> None:
     from medseg_masksup.inference.evaluation import evaluate_checkpoint
 
-    evaluate_checkpoint(
-        ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, split=args.split, tta=args.tta,
-        threshold=args.threshold, keep_largest=args.keep_largest, fill_holes=args.fill_holes, mode=args.mode,
-        intensity_window=args.intensity_window, tracking_uri=args.tracking_uri, run_name=args.run_name,
-        device=args.device, progress=not args.no_progress,
-    )
+    evaluate_checkpoint(ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, split=args.split,
+                        options=options_from_args(args), tracking_uri=args.tracking_uri, run_name=args.run_name)

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from medseg_masksup.inference.export import ExportParityError
+    from medseg_masksup.errors import ExportParityError
 
     return run_command("export", build_parser(), argv, _export, exit_codes=((ExportParityError, 1),))
 

@@ -1,7 +1,7 @@
 """``medseg-masksup infer``: segment images / volumes with a trained checkpoint.
 
 Same as ``python -m monai.bundle run --config_file bundles/masksup/inference.json --input ... --output_dir ... --ckpt ...``
-(both call :func:`medseg_masksup.inference.predictor.run_folder`).
+(both call :func:`medseg_masksup.inference.folder.run_folder` with one :class:`~medseg_masksup.inference.options.InferenceOptions`).
 
 Exit status: 0 when at least one input was segmented (unreadable files are listed on stderr and in
 summary.csv); 1 when nothing could be segmented, or with ``--strict`` when any input failed; 2 when
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..inference.options import add_inference_arguments, options_from_args
 from . import run_command
 
 
@@ -21,19 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="an image/volume file, a DICOM series folder, or a folder of them (searched recursively)")
     p.add_argument("--output_dir", required=True, help="where masks, overlays and summary.csv go (must not be the input folder)")
     p.add_argument("--ckpt", required=True, help="checkpoint model.pt written by training (or its run folder)")
-    p.add_argument("--tta", action="store_true", help="average predictions over horizontal/vertical flips")
-    p.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the one recorded at training, 0.5)")
-    p.add_argument("--keep_largest", action="store_true", help="keep only the largest connected component")
-    p.add_argument("--fill_holes", action="store_true", help="fill holes inside the mask")
-    p.add_argument("--mode", choices=("resize", "sliding"), default="resize",
-                   help="resize whole image to the training size (default) or slide training-size windows at native resolution")
+    add_inference_arguments(p, ("tta", "threshold", "keep_largest", "fill_holes", "mode"))
     p.add_argument("--save_prob", action="store_true", help="also write the probability map")
     p.add_argument("--no_overlay", action="store_true", help="do not write overlay PNGs")
-    p.add_argument("--intensity_window", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
-                   help="map this intensity range onto the training range (default: only inputs outside it, by their min..max)")
-    p.add_argument("--batch_size", type=int, default=8, help="slices / windows per forward pass")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_inference_arguments(p, ("intensity_window", "batch_size", "device", "progress"))
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any input failed")
     return p
 
@@ -43,14 +35,10 @@ def main(argv: list[str]) -> int:
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from medseg_masksup.inference.predictor import run_folder
+    from medseg_masksup.inference.folder import run_folder
 
-    report = run_folder(
-        input=args.input, output_dir=args.output_dir, ckpt=args.ckpt, tta=args.tta, threshold=args.threshold,
-        keep_largest=args.keep_largest, fill_holes=args.fill_holes, mode=args.mode, save_prob=args.save_prob,
-        overlay=not args.no_overlay, intensity_window=args.intensity_window, batch_size=args.batch_size,
-        device=args.device, progress=not args.no_progress, verbose=False, raise_if_none=False,
-    )
+    report = run_folder(input=args.input, output_dir=args.output_dir, ckpt=args.ckpt, options=options_from_args(args),
+                        save_prob=args.save_prob, overlay=not args.no_overlay, verbose=False, raise_if_none=False)
     for row in report.rows:
         if row["status"] != "ok":
             print(f"{row['status']}: {row['message']}", file=sys.stderr)

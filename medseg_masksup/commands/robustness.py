@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..inference.options import add_inference_arguments, options_from_args
 from . import run_command
 
 
@@ -23,14 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kinds", default=None, help="mask kinds, comma separated, or 'all' (default: the training mask kind)")
     p.add_argument("--ratios", type=float, nargs="+", default=list(DEFAULT_RATIOS), help="fractions hidden (0 to <1)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="mask seeds (results pooled over seeds)")
-    p.add_argument("--threshold", type=float, default=None, help="probability threshold (default: recorded at training)")
     p.add_argument("--label", default=None, help="curve label in table and plot (default <method>/<network>)")
     p.add_argument("--compare", nargs="*", default=[], help="robustness.csv tables of other models to draw alongside")
-    p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--tracking_uri", default=None, help="MLflow store (default sqlite:///<output_dir>/mlflow.db)")
     p.add_argument("--run_name", default=None, help="MLflow run name (default robustness-<method>)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--no_progress", action="store_true")
+    add_inference_arguments(p, ("threshold", "batch_size", "device", "progress"))
     return p
 
 
@@ -41,9 +39,6 @@ def main(argv: list[str]) -> int:
 def _robustness(args: argparse.Namespace) -> None:
     from medseg_masksup.inference.robustness import run_robustness
 
-    run_robustness(
-        ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, kinds=args.kinds, ratios=args.ratios,
-        seeds=args.seeds, split=args.split, threshold=args.threshold, label=args.label, compare=args.compare,
-        batch_size=args.batch_size, tracking_uri=args.tracking_uri, run_name=args.run_name, device=args.device,
-        progress=not args.no_progress,
-    )
+    run_robustness(ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, kinds=args.kinds, ratios=args.ratios,
+                   seeds=args.seeds, split=args.split, label=args.label, compare=args.compare,
+                   options=options_from_args(args), tracking_uri=args.tracking_uri, run_name=args.run_name)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "bundles" / "masksup" / "train.json"
 
 
 def main(argv: list[str]) -> int:
@@ -19,10 +16,15 @@ def main(argv: list[str]) -> int:
         )
         return 0
     if "--config_file" not in argv and not any(a.startswith("--config_file=") for a in argv):
-        if not DEFAULT_CONFIG.is_file():
-            print(f"medseg-masksup train: no --config_file given and {DEFAULT_CONFIG} is missing", file=sys.stderr)
+        from medseg_masksup.bundle_files import bundle_file
+        from medseg_masksup.errors import UserError
+
+        try:
+            config = bundle_file("train.json")
+        except UserError as err:
+            print(f"medseg-masksup train: error: {err}", file=sys.stderr)
             return 2
-        argv = ["--config_file", os.fspath(DEFAULT_CONFIG), *argv]
+        argv = ["--config_file", os.fspath(config), *argv]
     from monai.bundle.scripts import run
 
     sys.argv = ["monai.bundle", "run", "training", *argv]

@@ -19,6 +19,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ..io.atomic import atomic_target, write_text
+
 RECIPE_VERSION = 1
 STROMA = np.array([0.86, 0.62, 0.74])
 NUCLEUS = np.array([0.36, 0.22, 0.52])
@@ -73,9 +75,8 @@ def make_case(rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, np
 
 
 def _atomic_png(array: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # unique per process: ranks may race
-    Image.fromarray(array).save(tmp)
-    os.replace(tmp, path)
+    with atomic_target(path) as tmp:  # a unique temporary name per call: ranks may race
+        Image.fromarray(array).save(tmp)
 
 
 def ensure_synthetic_dataset(out_dir: str | os.PathLike, n_cases: int = 200, size: int = 128, seed: int = 0,
@@ -113,7 +114,5 @@ def ensure_synthetic_dataset(out_dir: str | os.PathLike, n_cases: int = 200, siz
         "validation": [],
         "test": [],
     }
-    tmp = datalist_path.with_suffix(f".json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(datalist, indent=1))
-    os.replace(tmp, datalist_path)
+    write_text(datalist_path, json.dumps(datalist, indent=1))
     return datalist_path

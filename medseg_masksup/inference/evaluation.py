@@ -30,9 +30,10 @@ import torch
 
 from ..errors import NothingProcessedError, UserError
 from ..record import TrainingRecord
+from ..data.datalist import load_items
+from .options import InferenceOptions
 
 METRICS = ("dice", "iou", "hd95", "precision", "recall")
-SPLITS = ("auto", "test", "validation", "training", "heldout", "all")
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -80,69 +81,6 @@ def summarise(rows: list[dict[str, Any]], metrics: Sequence[str] = METRICS) -> d
             "n": int(values.size),
         }
     return out
-
-
-# ----------------------------------------------------------------------------- datalist
-
-
-def _resolve(raw_items: list, base: Path) -> list[dict]:
-    items = []
-    for item in raw_items:
-        item = {"image": item} if isinstance(item, str) else dict(item)
-        for key in ("image", "label"):
-            if key in item and isinstance(item[key], str) and not Path(item[key]).is_absolute():
-                item[key] = str(base / item[key])
-        items.append(item)
-    return items
-
-
-def load_items(datalist: str | Path, split: str = "auto", record: TrainingRecord | None = None) -> tuple[list[dict], str]:
-    """Labelled items of ``datalist`` to evaluate on, and the name of the split chosen.
-
-    ``auto``: the labelled ``test`` items if any, else ``validation``, else the held-out fold
-    (training items whose ``fold`` is the record's ``val_fold``, as training validated).
-    ``heldout``: that fold; ``all``: every labelled item. A JSON list of items is taken as is.
-    """
-    path = Path(datalist)
-    if split not in SPLITS:
-        raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    if not path.is_file():
-        raise UserError(f"datalist not found: {path}")
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"datalist {path} is not valid JSON: {err}") from None
-    base = path.parent
-    if isinstance(raw, list):
-        items, chosen = _resolve(raw, base), "list"
-    elif isinstance(raw, dict):
-        lists = {k: _resolve(raw.get(k) or [], base) for k in ("training", "validation", "test")}
-        val_fold = int(record.val_fold) if record is not None else 0
-        heldout = [it for it in lists["training"] if "fold" in it and int(it["fold"]) == val_fold]
-        labelled_test = [it for it in lists["test"] if "label" in it]
-        if split == "auto":
-            for chosen, items in (("test", labelled_test), ("validation", lists["validation"]), (f"heldout-fold{val_fold}", heldout)):
-                if items:
-                    break
-            else:
-                raise UserError(f"datalist {path}: no labelled test or validation items and no training item with fold {val_fold}; choose --split")
-        elif split == "heldout":
-            items, chosen = heldout, f"heldout-fold{val_fold}"
-        elif split == "all":
-            items, chosen = lists["training"] + lists["validation"] + labelled_test, "all"
-        else:
-            items, chosen = lists[split], split
-    else:
-        raise UserError(f"datalist {path}: expected a JSON object with training/validation/test lists, or a list of items")
-    if not items:
-        raise UserError(f"datalist {path}: split {chosen!r} has no items")
-    for item in items:
-        for key in ("image", "label"):
-            if key not in item:
-                raise UserError(f"datalist {path}: an item of split {chosen!r} has no {key!r}: {item}")
-            if not Path(item[key]).exists():
-                raise UserError(f"datalist {path}: {key} file not found: {item[key]}")
-    return items, chosen
 
 
 # ----------------------------------------------------------------------------- MLflow
@@ -245,22 +183,22 @@ def evaluate_checkpoint(
     datalist: str | Path,
     output_dir: str | Path,
     split: str = "auto",
-    tta: bool = False,
-    threshold: float | None = None,
-    keep_largest: bool = False,
-    fill_holes: bool = False,
-    mode: str = "resize",
-    intensity_window: Sequence[float] | None = None,
+    options: InferenceOptions | None = None,
     tracking_uri: str | None = None,
     run_name: str | None = None,
-    device: str | None = None,
-    progress: bool = True,
     verbose: bool = True,
+    **option_overrides: Any,
 ) -> EvaluationReport:
-    """Evaluate ``ckpt`` on ``datalist``; writes ``per_case.csv`` and ``summary.json`` and logs to MLflow."""
+    """Evaluate ``ckpt`` on ``datalist``; writes ``per_case.csv`` and ``summary.json`` and logs to MLflow.
+
+    ``options`` (:class:`~medseg_masksup.inference.options.InferenceOptions`) with ``option_overrides``
+    (``tta=True``, ``progress=False`` …) applied says how to predict.
+    """
     from tqdm.auto import tqdm
 
-    from .predictor import InferenceOptions, Predictor, default_device, load_checkpoint, resolve_checkpoint, training_run_id
+    from ..checkpoint import load_network, resolve_checkpoint, training_run_id
+    from ..devices import choose_device
+    from .predictor import Predictor
     from ..io import read_case
     from ..io.atomic import write_csv, write_json
 
@@ -268,18 +206,17 @@ def evaluate_checkpoint(
         raise UserError("no checkpoint given: pass --ckpt <model.pt or training run folder>")
     if not str(datalist or ""):
         raise UserError("no datalist given: pass --datalist <datalist.json>")
-    options = InferenceOptions(tta=bool(tta), threshold=threshold, keep_largest=bool(keep_largest), fill_holes=bool(fill_holes),
-                               mode=mode, intensity_window=intensity_window)
-    device = device or default_device()
-    network, record = load_checkpoint(ckpt, device)
+    options = InferenceOptions.build(options, **option_overrides)
+    device = choose_device(options.device)
+    network, record = load_network(ckpt, device)
     ckpt_path = resolve_checkpoint(ckpt)
-    items, chosen = load_items(datalist, split, record)
+    items, chosen = load_items(datalist, split, record.val_fold)
     predictor = Predictor(network, record, options, device)
     out_root = Path(output_dir)
     out_root.mkdir(parents=True, exist_ok=True)
 
     report = EvaluationReport(split=chosen)
-    for item in tqdm(items, desc="evaluate", unit="case", disable=not progress):
+    for item in tqdm(items, desc="evaluate", unit="case", disable=not options.progress):
         name = str(item.get("id") or Path(item["image"]).name)
         row: dict[str, Any] = {"case": name, "image": item["image"], "label": item["label"], "status": "ok", "message": ""}
         try:
@@ -305,8 +242,7 @@ def evaluate_checkpoint(
     summary = {
         "checkpoint": str(ckpt_path), "datalist": str(datalist), "split": chosen, "n_cases": len(report.rows),
         "n_evaluated": len(ok_rows), "metrics": report.summary, "training_run_id": train_run, "tracking_uri": uri,
-        "options": {"tta": options.tta, "threshold": predictor.threshold, "keep_largest": options.keep_largest,
-                    "fill_holes": options.fill_holes, "mode": options.mode, "intensity_window": options.intensity_window},
+        "options": options.summary(predictor.threshold),
         "training_record": record.state_dict(),
     }
     report.summary_json = write_json(out_root / "summary.json", summary)

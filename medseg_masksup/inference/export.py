@@ -28,17 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..bundle_files import bundle_file
+from ..errors import ExportParityError, UserError
 
-BUNDLE_DIR = Path(__file__).resolve().parents[2] / "bundles" / "masksup"
-INFERENCE_CONFIG = BUNDLE_DIR / "inference.json"
-METADATA = BUNDLE_DIR / "metadata.json"
 TOLERANCES = {"torchscript": {"atol": 1e-5, "rtol": 1e-5}, "onnx": {"atol": 1e-4, "rtol": 1e-4}}
 FORMATS = ("torchscript", "onnx")
-
-
-class ExportParityError(UserError):
-    """An exported model whose outputs differ from PyTorch's beyond the stated tolerance."""
 
 
 def example_input(record, batch: int = 2, seed: int = 0) -> torch.Tensor:
@@ -48,15 +42,17 @@ def example_input(record, batch: int = 2, seed: int = 0) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand((batch, int(record.in_channels), *record.img_size), generator=gen)
 
 
-def export_torchscript(ckpt: str | Path, filepath: str | Path, config_file: str | Path = INFERENCE_CONFIG,
-                       meta_file: str | Path = METADATA) -> Path:
+def export_torchscript(ckpt: str | Path, filepath: str | Path, config_file: str | Path | None = None,
+                       meta_file: str | Path | None = None) -> Path:
     """TorchScript of the backbone through ``monai.bundle.ckpt_export`` (script, else trace); atomic."""
     from monai.bundle.scripts import ckpt_export
 
-    from .predictor import read_checkpoint
+    from ..checkpoint import read_checkpoint
     from ..io.atomic import atomic_target
 
     _, record, ckpt_path = read_checkpoint(ckpt)
+    config_file = config_file or bundle_file("inference.json")
+    meta_file = meta_file or bundle_file("metadata.json")
     if not Path(config_file).is_file():
         raise UserError(f"bundle config not found: {config_file} (needed by monai.bundle ckpt_export)")
     shape = [1, int(record.in_channels), *record.img_size]
@@ -118,13 +114,13 @@ def export_checkpoint(ckpt: str | Path, output_dir: str | Path, formats: Sequenc
 
     Raises :class:`UserError` if an export differs from PyTorch beyond its tolerance.
     """
-    from .predictor import load_checkpoint, resolve_checkpoint
+    from ..checkpoint import load_network, resolve_checkpoint
     from ..io.atomic import write_json
 
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise UserError(f"unknown export format(s) {unknown}; choose from {', '.join(FORMATS)}")
-    network, record = load_checkpoint(ckpt, "cpu")
+    network, record = load_network(ckpt, "cpu")
     ckpt_path = resolve_checkpoint(ckpt)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

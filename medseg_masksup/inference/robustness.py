@@ -25,6 +25,7 @@ import torch
 
 from ..errors import UserError
 from ..method.masking import MASK_KINDS, MaskGenerator
+from .options import InferenceOptions
 
 DEFAULT_RATIOS = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75)
 COLUMNS = ("label", "kind", "ratio", "hidden_fraction", "n_cases", "n_seeds", "dice_mean", "dice_std", "iou_mean", "iou_std")
@@ -182,33 +183,36 @@ def run_robustness(
     ratios: Sequence[float] = DEFAULT_RATIOS,
     seeds: Sequence[int] = (0,),
     split: str = "auto",
-    threshold: float | None = None,
     label: str | None = None,
     compare: Sequence[str | Path] = (),
-    batch_size: int = 8,
+    options: InferenceOptions | None = None,
     tracking_uri: str | None = None,
     run_name: str | None = None,
-    device: str | None = None,
-    progress: bool = True,
     verbose: bool = True,
+    **option_overrides: Any,
 ) -> RobustnessReport:
     """Robustness curve of ``ckpt`` on ``datalist``: ``robustness.csv``, ``robustness_per_case.csv``,
     ``robustness.png`` (with the curves of ``compare`` tables drawn alongside) and an MLflow run.
 
-    ``kinds=None`` uses the checkpoint's training mask kind; ``"all"`` every kind.
+    ``kinds=None`` uses the checkpoint's training mask kind; ``"all"`` every kind. Of ``options``
+    (:class:`~medseg_masksup.inference.options.InferenceOptions`, with ``option_overrides`` applied)
+    the threshold, batch size, device and progress bar are used: the curve measures the bare network.
     """
     from monai.data import Dataset
 
-    from .evaluation import default_tracking_uri, load_items, log_run
-    from .predictor import default_device, load_checkpoint, resolve_checkpoint, training_run_id
+    from ..data.datalist import load_items
+    from .evaluation import default_tracking_uri, log_run
+    from ..checkpoint import load_network, resolve_checkpoint, training_run_id
+    from ..devices import choose_device
     from ..data.preprocessing import training_preprocessing
 
     if not str(ckpt or ""):
         raise UserError("no checkpoint given: pass --ckpt <model.pt or training run folder>")
     if not str(datalist or ""):
         raise UserError("no datalist given: pass --datalist <datalist.json>")
-    device = device or default_device()
-    network, record = load_checkpoint(ckpt, device)
+    options = InferenceOptions.build(options, **option_overrides)
+    device = choose_device(options.device)
+    network, record = load_network(ckpt, device)
     ckpt_path = resolve_checkpoint(ckpt)
     if kinds is None or kinds == "":
         kinds = [record.mask_kind if record.mask_kind in MASK_KINDS else "freeform"]
@@ -218,14 +222,15 @@ def run_robustness(
     seeds = [int(s) for s in seeds]
     _check(kinds, ratios, seeds)
     compare_rows = [row for table in compare for row in read_curve(table)]
-    items, chosen = load_items(datalist, split, record)
+    items, chosen = load_items(datalist, split, record.val_fold)
     transform = training_preprocessing(record)
     try:
         cases = [dict(c) for c in Dataset(items, transform=transform)]
     except Exception as err:  # noqa: BLE001 - MONAI wraps the reader error; name the datalist
         raise UserError(f"datalist {datalist}: an item could not be loaded ({str(err).strip().splitlines()[-1]})") from None
     label = label or f"{record.method}/{record.network}"
-    curve, per_case = robustness_curve(network, record, cases, kinds, ratios, seeds, threshold, batch_size, device, label, progress)
+    curve, per_case = robustness_curve(network, record, cases, kinds, ratios, seeds, options.threshold, options.batch_size, device, label,
+                                       options.progress)
     out_root = Path(output_dir)
     out_root.mkdir(parents=True, exist_ok=True)
     from ..io.atomic import write_csv
@@ -246,7 +251,7 @@ def run_robustness(
         uri, record, training_run_id(ckpt_path, record), run_name or f"robustness-{record.method}",
         params={"checkpoint": ckpt_path, "datalist": datalist, "split": chosen, "kinds": ",".join(kinds),
                 "ratios": ",".join(f"{r:g}" for r in ratios), "seeds": ",".join(map(str, seeds)), "n_cases": len(cases),
-                "threshold": threshold if threshold is not None else record.prob_threshold},
+                "threshold": options.threshold if options.threshold is not None else record.prob_threshold},
         metrics=metrics, artifacts=[report.table, per_case_csv, report.plot], tags={"kind": "robustness"},
     )
     if verbose:

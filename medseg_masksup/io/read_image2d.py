@@ -18,18 +18,6 @@ import numpy as np
 from .case import Case
 from ..errors import InputError
 
-# PIL modes turned into L / RGB / RGBA first; the rest (L, RGB, RGBA, I;16, I, F) are read as they are.
-_CONVERT = {"1": "L", "LA": "L", "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
-
-
-def _normalise_mode(image):
-    """Palette, bilevel, grey+alpha and non-RGB colour images become L / RGB / RGBA."""
-    mode = image.mode
-    if mode == "P" and "transparency" in image.info:
-        return image.convert("RGBA")
-    return image.convert(_CONVERT[mode]) if mode in _CONVERT else image
-
-
 @functools.cache
 def quiet_loader(reader_name: str):
     """A cached ``LoadImage(reader=...)`` (built once: MONAI probes its optional DICOM GPU plugin, and
@@ -37,7 +25,9 @@ def quiet_loader(reader_name: str):
     from monai.data import NibabelReader, PILReader
     from monai.transforms import LoadImage
 
-    reader = PILReader(converter=_normalise_mode) if reader_name == "pil" else NibabelReader()
+    from ..data.transforms import standard_mode  # the one PIL mode normalisation, shared with training
+
+    reader = PILReader(converter=standard_mode) if reader_name == "pil" else NibabelReader()
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

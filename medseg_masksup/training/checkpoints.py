@@ -18,32 +18,16 @@ import numpy as np
 import torch
 from monai.utils import min_version, optional_import
 
-from ..checkpoint import CheckpointError, load_checkpoint
+from ..checkpoint import BEST, CheckpointError, load_checkpoint, save_checkpoint
 from .distributed import is_main_process, rank_seed
 from ..record import TrainingRecord
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
 LAST = "last.pt"
-BEST = "model.pt"
 #: record fields that must agree between a run and the run that resumes it
 RESUME_MUST_MATCH = ("network", "network_size", "in_channels", "out_channels", "img_size", "method", "mask_kind",
                      "dataset_fingerprint")
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, flush to disk, then rename over ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def rng_state() -> dict[str, Any]:
@@ -139,7 +123,7 @@ class TrainingCheckpoints:
             return
         self._sync_record()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_save({"model": self.network.state_dict(), "training_record": self.record.state_dict(),
+        save_checkpoint({"model": self.network.state_dict(), "training_record": self.record.state_dict(),
                      "best_metric": float(validator.state.best_metric), "epoch": int(validator.state.epoch)},
                     self.run_dir / BEST)
 
@@ -164,7 +148,7 @@ class TrainingCheckpoints:
         if self.masker is not None:
             state["masker"] = self.masker.get_state()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_save(state, self.run_dir / LAST)
+        save_checkpoint(state, self.run_dir / LAST)
 
     def restore(self, engine) -> None:
         """Training starts: load the resume state into the network, optimizer, engines and RNGs.

@@ -7,14 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .bundle import METHODS
-from ..data.datalist import DatalistError, load_split
+from ..data.datalist import load_split
+from ..errors import DatalistError, SettingsError  # noqa: F401 - SettingsError: the error of this module's checks
 from ..method.loss import SEG_LOSSES
 from ..method.masking import MASK_KINDS
 from ..networks import NETWORKS, SIZES, required_divisor
-
-
-class SettingsError(ValueError):
-    """Training settings that cannot work."""
 
 
 def _ratio_problem(ratio) -> str | None:

@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..devices import choose_device
+
 T = TypeVar("T")
 
 
@@ -51,13 +53,6 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
-def local_device() -> torch.device:
-    """``cuda:<LOCAL_RANK>`` when CUDA is available, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank() % torch.cuda.device_count())
-    return torch.device("cpu")
-
-
 def default_backend() -> str:
     return "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
 
@@ -68,7 +63,7 @@ def init_distributed(backend: str | None = None, timeout_s: float = 1800.0) -> t
     ``backend`` defaults to NCCL when CUDA is available, gloo otherwise (CPU runs, tests). Without
     torchrun's environment (no ``MASTER_ADDR``/``WORLD_SIZE``), nothing is initialised: single process.
     """
-    device = local_device()
+    device = choose_device()
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if dist.is_available() and not dist.is_initialized() and "MASTER_ADDR" in os.environ and "WORLD_SIZE" in os.environ:
@@ -158,7 +153,7 @@ def ddp_wrap(
     wrapped as is. Outside a distributed run the module is returned unwrapped, so the same config
     also runs as one process.
     """
-    device = torch.device(device) if device is not None else local_device()
+    device = torch.device(device) if device is not None else choose_device()
     module = module.to(device)
     if not is_distributed():
         return module

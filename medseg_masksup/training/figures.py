@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..io.atomic import atomic_target  # noqa: E402
+
 
 def to_display(image: np.ndarray, normalised_range: Sequence[float] = (-1.0, 1.0)) -> np.ndarray:
     """Channel-first image as MONAI reads a PNG (C, W, H), in ``normalised_range`` → (H, W, 3) floats in [0, 1]."""
@@ -35,14 +37,13 @@ def _tint(rgb: np.ndarray, mask: np.ndarray, colour: Sequence[float], alpha: flo
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Save atomically (temp file + rename) and close."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    """Save atomically (:func:`~medseg_masksup.io.atomic.atomic_target`) and close."""
+    try:
+        with atomic_target(path) as tmp:
+            fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 def overlay_panel(image, masked_image, label, pred, path, title: str = "", dice: float | None = None) -> Path:

@@ -43,9 +43,10 @@ from typing import Any
 
 import torch
 
+from ...bundle_files import bundle_file
+from ...devices import choose_device
 from ...method.trainer import amp_settings
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "bundles" / "masksup" / "train.json"
 
 #: training variants: bundle overrides that select each
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -90,7 +91,7 @@ class BenchSettings:
     infer_batch: int = 1
     infer_steps: int = 50
     loader_batches: int = 0  # 0: one epoch of the training loader per round
-    config_file: str | Sequence[str] = str(DEFAULT_CONFIG)
+    config_file: str | Sequence[str] = ""  # "" = the installed bundle's train.json
     output_dir: str = "runs"
     datalist: str = ""
     seed: int = 0
@@ -112,16 +113,6 @@ class BenchSettings:
 
 # --------------------------------------------------------------------------------------------------
 # device, AMP, memory format: the CUDA-path settings (all harmless on CPU)
-
-
-def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
-    """``auto``: the first CUDA device if there is one, else the CPU."""
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available")
-    return device
 
 
 class PrepareBatch:
@@ -280,7 +271,7 @@ def _parser(settings: BenchSettings, device: torch.device, amp_kwargs: dict, var
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
-    files = settings.config_file
+    files = settings.config_file or str(bundle_file("train.json"))
     parser.read_config(list(files) if not isinstance(files, (str, os.PathLike)) else files)
     values: dict[str, Any] = {
         "network": settings.network,
@@ -415,7 +406,7 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] = print) -
 def _run(settings: BenchSettings, log: Callable[[str], None]) -> dict[str, Any]:
     from monai.data import DataLoader
 
-    device = resolve_device(settings.device)
+    device = choose_device(settings.device)
     clock, memory = Clock(device), PeakMemory(device)
     amp_kwargs, amp_label = amp_settings(device) if settings.amp else ({}, "off")
     if device.type == "cuda":
@@ -747,12 +738,3 @@ def markdown_report(results: dict[str, Any]) -> str:
                      for v in variants]
             lines.append(f"| {phase} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def write_json(results: dict[str, Any], path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=1, default=str))
-    os.replace(tmp, path)
-    return path
