@@ -11,7 +11,7 @@ from monai.bundle import ConfigParser
 from conftest import REPO, TRAIN_CONFIG
 
 META = REPO / "bundles" / "masksup" / "metadata.json"
-MANDATORY = ["version", "monai_version", "pytorch_version", "numpy_version", "optional_packages_version", "task",
+MANDATORY = ["version", "monai_version", "pytorch_version", "numpy_version", "required_packages_version", "task",
              "description", "authors", "copyright", "network_data_format"]
 TENSOR_KEYS = ["type", "format", "modality", "num_channels", "spatial_shape", "dtype", "value_range", "is_patch_data",
                "channel_def"]

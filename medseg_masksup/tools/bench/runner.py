@@ -292,6 +292,7 @@ def _parser(settings: BenchSettings, device: torch.device, amp_kwargs: dict, var
     parser["amp"] = bool(settings.amp)
     parser["train#trainer#amp_kwargs"] = dict(amp_kwargs)
     parser["train#handlers"] = []
+    parser["train#run_handlers"] = []
     parser["train#trainer#train_data_loader"] = "$None"
     parser.parse()
     return parser
