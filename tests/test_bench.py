@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from medseg_masksup.tools.bench import runner as bench
+from medseg_masksup.method.trainer import amp_settings
+from medseg_masksup.tools.bench import measure, settings, variants
 from medseg_masksup.commands import bench as bench_cmd
 from medseg_masksup.data.synthetic import ensure_synthetic_dataset
 
@@ -36,7 +37,7 @@ def tiny_run(tiny_data, tmp_path_factory):
 
 def test_every_variant_ran_the_counted_steps(tiny_run):
     results, _ = tiny_run
-    assert list(results["train"]) == list(bench.VARIANTS)
+    assert list(results["train"]) == list(settings.VARIANTS)
     for name, t in results["train"].items():
         assert len(t["step_ms"]["rounds"]) == 2, name
         assert t["iterations_run"] == (1 + 2) * 2, name  # (warm-up + timed rounds) x steps
@@ -91,7 +92,7 @@ def test_targets_and_reports(tiny_run):
     assert targets["inference latency MaskSup-trained / bare = 1.00 +- 0.03"]["met"] == (abs(inf - 1) <= 0.03)
     assert results["environment"]["timer"] == "time.perf_counter" and results["environment"]["torch_threads"] == 1
     assert results["command"].startswith("medseg-masksup bench ")
-    for name in bench.VARIANTS:
+    for name in settings.VARIANTS:
         assert f"| {name} |" in markdown
     assert "| target | measured | met |" in markdown and "inference latency ratio" in markdown
 
@@ -130,17 +131,17 @@ def test_img_size_parsing():
 
 
 def test_rotation_interleaves_every_order():
-    names = list(bench.VARIANTS)
-    orders = [bench._rotate(names, r) for r in range(3)]
+    names = list(settings.VARIANTS)
+    orders = [measure._rotate(names, r) for r in range(3)]
     assert [o[0] for o in orders] == names  # each variant leads one round
     assert all(sorted(o) == sorted(names) for o in orders)
 
 
 def test_clock_and_peak_memory_on_cpu():
-    clock = bench.Clock(torch.device("cpu"))
+    clock = measure.Clock(torch.device("cpu"))
     calls = []
     assert clock.time(lambda: calls.append(1)) >= 0 and calls == [1]
-    memory = bench.PeakMemory(torch.device("cpu"))
+    memory = measure.PeakMemory(torch.device("cpu"))
     memory.start()
     block = torch.ones(8 * 2**20 // 4)  # 8 MiB, touched
     block += 1
@@ -153,15 +154,15 @@ def test_prepare_batch_plain_and_channels_last():
     from monai.data import MetaTensor
 
     batch = {"image": MetaTensor(torch.rand(2, 3, 8, 8)), "label": MetaTensor(torch.rand(2, 1, 8, 8))}
-    image, label = bench.PrepareBatch(channels_last=True, plain_tensors=True)(batch, torch.device("cpu"), True)
+    image, label = variants.PrepareBatch(channels_last=True, plain_tensors=True)(batch, torch.device("cpu"), True)
     assert type(image) is torch.Tensor and type(label) is torch.Tensor
     assert image.is_contiguous(memory_format=torch.channels_last)
-    image, _ = bench.PrepareBatch()(batch, torch.device("cpu"))
+    image, _ = variants.PrepareBatch()(batch, torch.device("cpu"))
     assert isinstance(image, MetaTensor)
 
 
 def test_amp_settings_cpu_is_bf16_without_scaler():
-    kwargs, label = bench.amp_settings(torch.device("cpu"))  # re-exported from the trainer
+    kwargs, label = amp_settings(torch.device("cpu"))  # re-exported from the trainer
     assert kwargs == {"dtype": torch.bfloat16} and label.startswith("bf16")
 
 

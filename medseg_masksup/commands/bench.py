@@ -15,12 +15,9 @@ import re
 import sys
 from pathlib import Path
 
-from ..tools.bench.runner import (
-    VARIANTS,
-    BenchSettings,
-    markdown_report,
-    run_benchmark,
-)
+from ..tools.bench.report import markdown_report
+from ..tools.bench.runner import run_benchmark
+from ..tools.bench.settings import VARIANTS, BenchSettings
 from ..io.atomic import write_json
 from . import run_command
 
@@ -138,7 +135,7 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     results["command"] = "medseg-masksup bench " + " ".join(argv)
     print(report, flush=True)
     if args.json:
-        log(f"figures written to {write_json(results, args.json)}")
+        log(f"figures written to {write_json(args.json, results)}")
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(report)
