@@ -150,6 +150,24 @@ def default_tracking_uri(output_dir: str | Path, tracking_uri: str | None) -> st
 # ----------------------------------------------------------------------------- evaluation
 
 
+def open_checkpoint_for_scoring(ckpt: str | Path, datalist: str | Path, options: InferenceOptions | None = None,
+                                **option_overrides: Any):
+    """What evaluation and robustness start from: ``(options, device, network, record, checkpoint file)``,
+    after refusing an empty ``ckpt`` or ``datalist``."""
+    from ..checkpoint import load_network, resolve_checkpoint
+    from ..devices import choose_device
+
+    if not str(ckpt or ""):
+        raise UserError("no checkpoint given: pass --ckpt <model.pt or training run folder>")
+    if not str(datalist or ""):
+        raise UserError("no datalist given: pass --datalist <datalist.json>")
+    options = InferenceOptions.build(options, **option_overrides)
+    device = choose_device(options.device)
+    network, record = load_network(ckpt, device)
+    ckpt_path = resolve_checkpoint(ckpt)
+    return options, device, network, record, ckpt_path
+
+
 @dataclass
 class EvaluationReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -196,20 +214,12 @@ def evaluate_checkpoint(
     """
     from tqdm.auto import tqdm
 
-    from ..checkpoint import load_network, resolve_checkpoint, training_run_id
-    from ..devices import choose_device
+    from ..checkpoint import training_run_id
     from .predictor import Predictor
     from ..io import read_case
     from ..io.atomic import write_csv, write_json
 
-    if not str(ckpt or ""):
-        raise UserError("no checkpoint given: pass --ckpt <model.pt or training run folder>")
-    if not str(datalist or ""):
-        raise UserError("no datalist given: pass --datalist <datalist.json>")
-    options = InferenceOptions.build(options, **option_overrides)
-    device = choose_device(options.device)
-    network, record = load_network(ckpt, device)
-    ckpt_path = resolve_checkpoint(ckpt)
+    options, device, network, record, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
     items, chosen = load_items(datalist, split, record.val_fold)
     predictor = Predictor(network, record, options, device)
     out_root = Path(output_dir)

@@ -201,19 +201,11 @@ def run_robustness(
     from monai.data import Dataset
 
     from ..data.datalist import load_items
-    from .evaluation import default_tracking_uri, log_run
-    from ..checkpoint import load_network, resolve_checkpoint, training_run_id
-    from ..devices import choose_device
+    from .evaluation import default_tracking_uri, log_run, open_checkpoint_for_scoring
+    from ..checkpoint import training_run_id
     from ..data.preprocessing import training_preprocessing
 
-    if not str(ckpt or ""):
-        raise UserError("no checkpoint given: pass --ckpt <model.pt or training run folder>")
-    if not str(datalist or ""):
-        raise UserError("no datalist given: pass --datalist <datalist.json>")
-    options = InferenceOptions.build(options, **option_overrides)
-    device = choose_device(options.device)
-    network, record = load_network(ckpt, device)
-    ckpt_path = resolve_checkpoint(ckpt)
+    options, device, network, record, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
     if kinds is None or kinds == "":
         kinds = [record.mask_kind if record.mask_kind in MASK_KINDS else "freeform"]
     elif isinstance(kinds, str):
