@@ -249,18 +249,20 @@ def evaluate_checkpoint(
     threshold: float | None = None,
     keep_largest: bool = False,
     fill_holes: bool = False,
-    mode: str = "resize",
+    mode: str = "auto",
     intensity_window: Sequence[float] | None = None,
     tracking_uri: str | None = None,
     run_name: str | None = None,
     device: str | None = None,
     progress: bool = True,
     verbose: bool = True,
+    tags: dict[str, str] | None = None,
 ) -> EvaluationReport:
-    """Evaluate ``ckpt`` on ``datalist``; writes ``per_case.csv`` and ``summary.json`` and logs to MLflow."""
+    """Evaluate ``ckpt`` (one checkpoint, or several as an ensemble) on ``datalist``; writes ``per_case.csv``
+    and ``summary.json`` and logs to MLflow under the (first) checkpoint's training run."""
     from tqdm.auto import tqdm
 
-    from .inference import InferenceOptions, Predictor, default_device, load_checkpoint, resolve_checkpoint, training_run_id
+    from .inference import InferenceOptions, Predictor, _checkpoint_names, default_device, load_ensemble, resolve_checkpoint, training_run_id
     from .io import read_case
     from .io.atomic import write_csv, write_json
 
@@ -271,10 +273,10 @@ def evaluate_checkpoint(
     options = InferenceOptions(tta=bool(tta), threshold=threshold, keep_largest=bool(keep_largest), fill_holes=bool(fill_holes),
                                mode=mode, intensity_window=intensity_window)
     device = device or default_device()
-    network, record = load_checkpoint(ckpt, device)
-    ckpt_path = resolve_checkpoint(ckpt)
+    networks, record = load_ensemble(ckpt, device)
+    ckpt_path = resolve_checkpoint(ckpt if isinstance(ckpt, (str, Path)) else list(ckpt)[0])
     items, chosen = load_items(datalist, split, record)
-    predictor = Predictor(network, record, options, device)
+    predictor = Predictor(networks, record, options, device)
     out_root = Path(output_dir)
     out_root.mkdir(parents=True, exist_ok=True)
 
@@ -303,10 +305,10 @@ def evaluate_checkpoint(
     train_run = training_run_id(ckpt_path, record)
     uri = default_tracking_uri(out_root, tracking_uri)
     summary = {
-        "checkpoint": str(ckpt_path), "datalist": str(datalist), "split": chosen, "n_cases": len(report.rows),
+        "checkpoint": _checkpoint_names(ckpt), "datalist": str(datalist), "split": chosen, "n_cases": len(report.rows),
         "n_evaluated": len(ok_rows), "metrics": report.summary, "training_run_id": train_run, "tracking_uri": uri,
         "options": {"tta": options.tta, "threshold": predictor.threshold, "keep_largest": options.keep_largest,
-                    "fill_holes": options.fill_holes, "mode": options.mode, "intensity_window": options.intensity_window},
+                    "fill_holes": options.fill_holes, "mode": predictor.mode, "intensity_window": options.intensity_window},
         "training_record": record.state_dict(),
     }
     report.summary_json = write_json(out_root / "summary.json", summary)
@@ -314,8 +316,8 @@ def evaluate_checkpoint(
     metrics += [(f"case_{k}", r[k], i) for i, r in enumerate(ok_rows) for k in ("dice", "iou")]
     _, report.mlflow_run_id = log_run(
         uri, record, train_run, run_name or f"evaluate-{record.method}-{chosen}",
-        params={"checkpoint": ckpt_path, "datalist": datalist, "split": chosen, "n_cases": len(ok_rows), **summary["options"]},
-        metrics=metrics, artifacts=[report.per_case_csv, report.summary_json], tags={"kind": "evaluation"},
+        params={"checkpoint": ckpt_path, "ensemble_size": len(networks), "datalist": datalist, "split": chosen, "n_cases": len(ok_rows), **summary["options"]},
+        metrics=metrics, artifacts=[report.per_case_csv, report.summary_json], tags={"kind": "evaluation", **(tags or {})},
     )
     summary["mlflow_run_id"] = report.mlflow_run_id
     write_json(out_root / "summary.json", summary)

@@ -10,16 +10,20 @@ last axis) → optional intensity mapping for inputs outside the training range 
 preprocessing → backbone (optionally averaged over flips) → sigmoid → back to the input grid →
 threshold → optional largest-component / hole filling (MONAI transforms) → mask on the input grid.
 
-Two ways to handle the input size (``mode``):
+Ways to handle the input size (``mode``); the default ``"auto"`` does what the model was trained for
+(``sliding`` for ``patch``-mode records, at the record's ``scale``; ``resize`` otherwise):
 
 - ``"resize"`` (default): the whole image is resized to the training ``img_size``, exactly as in
   training, and the probability map is resized back (bilinear) before thresholding. Right for
   models trained on whole images resized to ``img_size`` — the case for every dataset this project
   trains on — because objects then appear at the scale the model learned.
-- ``"sliding"``: no resize; ``img_size`` windows slide over the image at native resolution (25 %
-  overlap, Gaussian blending). Only right when training images were already at the native pixel
-  size of the new images (e.g. tiles of large slides); on whole-image-trained models objects
-  would appear larger than the model has ever seen.
+- ``"sliding"``: no squashing; ``img_size`` windows slide over the image (25 % overlap, Gaussian
+  blending) at native resolution, or resized by ``scale`` for ``patch``-mode models (the way those
+  are trained and validated). On whole-image-trained (``resize``) models objects would appear larger
+  than the model has ever seen.
+
+Several checkpoints (fold models) form an ensemble: their probabilities are averaged (after TTA, if
+asked) before thresholding, as nnU-Net does; they must share the preprocessing of their records.
 
 :func:`run_folder` applies this to a file or folder and writes masks, overlays and a summary.
 """
@@ -46,7 +50,10 @@ from .record import TrainingRecord
 
 logger = logging.getLogger(__name__)
 
-MODES = ("resize", "sliding")
+MODES = ("auto", "resize", "sliding")
+#: record fields that must agree between the checkpoints of an ensemble (same input preparation)
+ENSEMBLE_MUST_MATCH = ("spatial_dims", "in_channels", "out_channels", "img_size", "spatial_mode", "scale",
+                       "intensity_range", "normalised_range", "label_threshold", "prob_threshold")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 REQUIRED_RECORD_KEYS = (
     "network", "network_size", "spatial_dims", "in_channels", "out_channels", "img_size",
@@ -136,6 +143,27 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return network.to(device).eval(), record
 
 
+def load_ensemble(paths: str | Path | Sequence[str | Path], device: str | torch.device = "cpu"
+                  ) -> tuple[list[nn.Module], TrainingRecord]:
+    """The backbones of one or more checkpoints and the first one's record; refuses checkpoints whose
+    records prepare images differently (an ensemble averages probabilities of identical inputs)."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise CheckpointError("no checkpoint given: pass --ckpt <model.pt or training run folder> [more ...]")
+    networks, records = [], []
+    for path in paths:
+        network, record = load_checkpoint(path, device)
+        networks.append(network)
+        records.append(record)
+    first = records[0].state_dict()
+    for path, record in zip(paths[1:], records[1:]):
+        other = record.state_dict()
+        wrong = [f"{k} {other.get(k)!r} (first: {first.get(k)!r})" for k in ENSEMBLE_MUST_MATCH if other.get(k) != first.get(k)]
+        if wrong:
+            raise CheckpointError(f"{path}: cannot join an ensemble with {paths[0]}: other preprocessing ({'; '.join(wrong)})")
+    return networks, records[0]
+
+
 def network_from_checkpoint(path: str | Path) -> nn.Module:
     """The backbone the checkpoint's record describes, weights loaded (the bundles' ``network_def``)."""
     return load_checkpoint(path)[0]
@@ -171,7 +199,7 @@ class InferenceOptions:
     threshold: float | None = None
     keep_largest: bool = False
     fill_holes: bool = False
-    mode: str = "resize"
+    mode: str = "auto"
     overlap: float = 0.25
     batch_size: int = 8
     intensity_window: Sequence[float] | None = None
@@ -192,14 +220,24 @@ class InferenceOptions:
             raise UserError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
-def preprocessing(record: TrainingRecord, mode: str = "resize"):
-    """Training's image preprocessing from the record; ``sliding`` drops only the resize."""
+def effective_mode(record: TrainingRecord, mode: str = "auto") -> str:
+    """``resize`` or ``sliding``: ``auto`` follows the record (``patch``-mode models slide)."""
+    if mode != "auto":
+        return mode
+    return "sliding" if getattr(record, "spatial_mode", "resize") == "patch" else "resize"
+
+
+def preprocessing(record: TrainingRecord, mode: str = "auto"):
+    """Training's image preprocessing from the record: ``resize`` squashes to ``img_size``; ``sliding``
+    keeps the aspect ratio (native pixels, or the record's ``scale`` for ``patch``-mode models)."""
+    from dataclasses import replace
+
     from monai.transforms import Compose, Resized
 
-    transforms = image_transforms(record, keys=("image",))
-    if mode == "sliding":
-        transforms = [t for t in transforms if not isinstance(t, Resized)]
-    return Compose(transforms)
+    mode = effective_mode(record, mode)
+    if mode == "resize":
+        return Compose(image_transforms(replace(record, spatial_mode="resize"), keys=("image",)))
+    return Compose([t for t in image_transforms(record, keys=("image",)) if not isinstance(t, Resized)])
 
 
 def map_intensity(image: np.ndarray, record: TrainingRecord, window: Sequence[float] | None = None):
@@ -225,34 +263,42 @@ def map_intensity(image: np.ndarray, record: TrainingRecord, window: Sequence[fl
 class Predictor:
     """Probabilities and masks for images of any size, from a backbone and its training record."""
 
-    def __init__(self, network: nn.Module, record: TrainingRecord, options: InferenceOptions | None = None,
-                 device: str | torch.device = "cpu") -> None:
-        self.network = network.to(device).eval()
+    def __init__(self, network: nn.Module | Sequence[nn.Module], record: TrainingRecord,
+                 options: InferenceOptions | None = None, device: str | torch.device = "cpu") -> None:
+        networks = list(network) if isinstance(network, (list, tuple)) else [network]
+        self.networks = [net.to(device).eval() for net in networks]
+        self.network = self.networks[0]
         self.record = record
         self.options = options or InferenceOptions()
         self.device = torch.device(device)
-        self.transform = preprocessing(record, self.options.mode)
+        self.mode = effective_mode(record, self.options.mode)
+        self.transform = preprocessing(record, self.mode)
         self.threshold = float(self.options.threshold if self.options.threshold is not None else record.prob_threshold)
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        if self.options.mode == "resize":
-            return self.network(x)
+    def _logits(self, network: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        from .wrapper import primary_output
+
+        if self.mode == "resize":
+            return primary_output(network(x))
         from monai.inferers import sliding_window_inference
 
+        from .preprocessing import WINDOW_BLEND
+
         return sliding_window_inference(
-            x, roi_size=list(self.record.img_size), sw_batch_size=self.options.batch_size, predictor=self.network,
-            overlap=self.options.overlap, mode="gaussian",
+            x, roi_size=list(self.record.img_size), sw_batch_size=self.options.batch_size,
+            predictor=lambda t: primary_output(network(t)), overlap=self.options.overlap, mode=WINDOW_BLEND,
         )
 
     def _probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Sigmoid of the backbone output, averaged over the flips of both axes when ``tta``."""
+        """Sigmoid of the backbone output, averaged over the ensemble and, with ``tta``, the flips of both axes."""
         flips: list[tuple[int, ...]] = [()] + ([(2,), (3,), (2, 3)] if self.options.tta else [])
         total = torch.zeros((x.shape[0], 1, *x.shape[2:]), device=x.device)
-        for dims in flips:
-            xi = torch.flip(x, dims) if dims else x
-            prob = torch.sigmoid(self._logits(xi))
-            total += torch.flip(prob, dims) if dims else prob
-        return total / len(flips)
+        for network in self.networks:
+            for dims in flips:
+                xi = torch.flip(x, dims) if dims else x
+                prob = torch.sigmoid(self._logits(network, xi))
+                total += torch.flip(prob, dims) if dims else prob
+        return total / (len(flips) * len(self.networks))
 
     @torch.inference_mode()
     def probabilities(self, image: np.ndarray) -> np.ndarray:
@@ -331,6 +377,14 @@ def check_output_dir(input_path: Path, output_dir: Path) -> None:
         raise OutputError(f"output folder {output_dir} exists and is not a folder")
 
 
+def _checkpoint_names(ckpt: str | Path | Sequence[str | Path]) -> str | list[str]:
+    """The resolved checkpoint file, or the list of them for an ensemble."""
+    if isinstance(ckpt, (str, Path)):
+        return str(resolve_checkpoint(ckpt))
+    names = [str(resolve_checkpoint(c)) for c in ckpt]
+    return names[0] if len(names) == 1 else names
+
+
 def _relative(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
@@ -346,7 +400,7 @@ def run_folder(
     threshold: float | None = None,
     keep_largest: bool = False,
     fill_holes: bool = False,
-    mode: str = "resize",
+    mode: str = "auto",
     save_prob: bool = False,
     overlay: bool = True,
     intensity_window: Sequence[float] | None = None,
@@ -384,8 +438,8 @@ def run_folder(
         raise InputError(f"input not found: {input_path}")
     check_output_dir(input_path, out_root)
     device = device or default_device()
-    network, record = load_checkpoint(ckpt, device)
-    predictor = Predictor(network, record, options, device)
+    networks, record = load_ensemble(ckpt, device)
+    predictor = Predictor(networks, record, options, device)
     sources = discover_cases(input_path, exclude=(out_root,))
     if not sources:
         raise InputError(f"{input_path}: no files found")
@@ -424,7 +478,7 @@ def run_folder(
         row["seconds"] = round(time.perf_counter() - started, 3)
         report.rows.append(row)
     run_info = {
-        "checkpoint": str(resolve_checkpoint(ckpt)),
+        "checkpoint": _checkpoint_names(ckpt),
         "input": str(input_path),
         "options": {"tta": options.tta, "threshold": predictor.threshold, "keep_largest": options.keep_largest,
                     "fill_holes": options.fill_holes, "mode": options.mode, "intensity_window": options.intensity_window,

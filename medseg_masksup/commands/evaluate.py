@@ -13,7 +13,9 @@ from . import run_command
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medseg-masksup evaluate", description="Score a checkpoint on a labelled datalist.")
-    p.add_argument("--ckpt", required=True, help="checkpoint model.pt written by training (or its run folder)")
+    p.add_argument("--ckpt", required=True, nargs="+",
+                   help="checkpoint model.pt written by training (or its run folder); several = an ensemble "
+                        "(e.g. the fold models), probabilities averaged")
     p.add_argument("--datalist", required=True, help="datalist.json with image/label items")
     p.add_argument("--split", default="auto", choices=("auto", "test", "validation", "training", "heldout", "all"),
                    help="items to score (auto: labelled test, else validation, else the held-out fold)")
@@ -25,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="probability threshold (default: recorded at training)")
     p.add_argument("--keep_largest", action="store_true", help="keep only the largest connected component")
     p.add_argument("--fill_holes", action="store_true", help="fill holes inside the mask")
-    p.add_argument("--mode", choices=("resize", "sliding"), default="resize", help="as for infer")
+    p.add_argument("--mode", choices=("auto", "resize", "sliding"), default="auto", help="as for infer")
     p.add_argument("--intensity_window", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None, help="as for infer")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")

@@ -20,13 +20,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medseg-masksup infer", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
     p.add_argument("--input", required=True, help="an image/volume file, a DICOM series folder, or a folder of them (searched recursively)")
     p.add_argument("--output_dir", required=True, help="where masks, overlays and summary.csv go (must not be the input folder)")
-    p.add_argument("--ckpt", required=True, help="checkpoint model.pt written by training (or its run folder)")
+    p.add_argument("--ckpt", required=True, nargs="+",
+                   help="checkpoint model.pt written by training (or its run folder); several = an ensemble "
+                        "(e.g. the fold models), probabilities averaged")
     p.add_argument("--tta", action="store_true", help="average predictions over horizontal/vertical flips")
     p.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the one recorded at training, 0.5)")
     p.add_argument("--keep_largest", action="store_true", help="keep only the largest connected component")
     p.add_argument("--fill_holes", action="store_true", help="fill holes inside the mask")
-    p.add_argument("--mode", choices=("resize", "sliding"), default="resize",
-                   help="resize whole image to the training size (default) or slide training-size windows at native resolution")
+    p.add_argument("--mode", choices=("auto", "resize", "sliding"), default="auto",
+                   help="auto (default): as the model was trained; resize: whole image squashed to the training size; "
+                        "sliding: training-size windows over the image at native resolution (or the model's scale)")
     p.add_argument("--save_prob", action="store_true", help="also write the probability map")
     p.add_argument("--no_overlay", action="store_true", help="do not write overlay PNGs")
     p.add_argument("--intensity_window", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,

@@ -1,0 +1,1 @@
+"""Training wing: recipe pieces the bundle assembles (augmentation, learning-rate schedule)."""
