@@ -68,6 +68,7 @@ class StudyPlan:
     config_files: list[str] = field(default_factory=list)
     overrides: dict = field(default_factory=dict)
     eval_split: str = "auto"
+    settings: dict = field(default_factory=dict)
     robustness_ratios: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])
 
     def __post_init__(self) -> None:
@@ -93,14 +94,18 @@ class StudyPlan:
                     yield RunSpec(arm, int(seed), int(fold), self.epochs * arm.epoch_factor)
 
     def training_settings(self) -> dict:
-        """What must be identical for the runs of one study folder to be comparable."""
-        return {"datalist": str(Path(self.datalist).resolve()), "epochs": self.epochs,
-                "config_files": [str(Path(c).resolve()) for c in self.config_files], "overrides": self.overrides,
+        """What must be identical for the runs of one study folder to be comparable: the datalist's and the
+        config files' *contents* (so a study moved to another checkout or machine still resumes), the budget,
+        the overrides and the evaluation."""
+        return {"datalist_sha256": _sha256(self.datalist), "epochs": self.epochs,
+                "config_sha256": [_sha256(c) for c in self.config_files], "overrides": self.overrides,
                 "eval_split": self.eval_split, "robustness_ratios": list(self.robustness_ratios)}
 
     def save(self, path: Path) -> None:
         from ..io.atomic import write_json
 
+        if not self.settings:
+            self.settings = self.training_settings()
         write_json(path, asdict(self))
 
     @classmethod
@@ -111,12 +116,22 @@ class StudyPlan:
             raise UserError(f"{path}: not a readable study plan ({err})") from None
 
 
+def _sha256(path: str) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return f"missing:{path}"
+
+
 def check_resumable(saved: StudyPlan, new: StudyPlan, path: Path) -> None:
     """Refuse to continue a study folder with other training settings (arms, seeds and folds may grow)."""
-    old, now = saved.training_settings(), new.training_settings()
+    old, now = saved.settings or saved.training_settings(), new.training_settings()
     changed = [k for k in now if old.get(k) != now[k]]
     if changed:
-        details = "; ".join(f"{k}: {old.get(k)!r} -> {now[k]!r}" for k in changed)
+        details = "; ".join(f"{k}: {old.get(k)!r} -> {now[k]!r}" for k in changed if "sha256" not in k)
+        details = "; ".join(filter(None, [details, *(f"{k.split('_')[0]} contents changed" for k in changed if "sha256" in k)]))
         raise UserError(f"{path} holds a study with other settings ({details}); use another --output_dir")
 
 

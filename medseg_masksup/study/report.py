@@ -189,6 +189,7 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
     from ..io import read_case
     from ..io.overlay import _display_rgb
 
+    results = [r for r in results if Path(r["checkpoints"][checkpoint]).is_file()]  # committed studies keep no weights
     scores = per_case_scores(results, checkpoint)
     if not all(a in scores for a in arms):
         return None

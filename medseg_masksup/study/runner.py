@@ -113,14 +113,30 @@ def evaluate(plan: StudyPlan, spec: RunSpec, study_dir: Path, training_dir: Path
         report = evaluate_checkpoint(ckpt, plan.datalist, folder / f"eval-{which}", split=plan.eval_split,
                                      tracking_uri=uri, run_name=f"evaluate-{spec.key}-{which}", progress=False,
                                      verbose=False, tags={**tags, "checkpoint": which}, device="cpu")
-        out["checkpoints"][which] = str(ckpt)
-        out["eval"][which] = {"split": report.split, "per_case_csv": str(report.per_case_csv),
+        out["checkpoints"][which] = _relative(ckpt, study_dir)
+        out["eval"][which] = {"split": report.split, "per_case_csv": _relative(report.per_case_csv, study_dir),
                               "metrics": report.summary}
     robust = run_robustness(training_dir / CHECKPOINTS["final"], plan.datalist, folder / "robustness",
                             ratios=plan.robustness_ratios, split=plan.eval_split, tracking_uri=uri,
                             run_name=f"robustness-{spec.key}", progress=False, verbose=False, tags=tags, device="cpu")
-    out["robustness_csv"] = str(robust.table)
+    out["robustness_csv"] = _relative(robust.table, study_dir)
     return out
+
+
+def _relative(path: Path, study_dir: Path) -> str:
+    """Paths in ``result.json`` are relative to the study folder, so a study folder can move (or be committed)."""
+    return os.path.relpath(Path(path).resolve(), Path(study_dir).resolve())
+
+
+def _absolute(result: dict, study_dir: Path) -> dict:
+    """``result`` with its study-relative paths made absolute."""
+    base = Path(study_dir)
+    result["checkpoints"] = {k: str(base / v) for k, v in result["checkpoints"].items()}
+    for which in result["eval"].values():
+        which["per_case_csv"] = str(base / which["per_case_csv"])
+    if result.get("robustness_csv"):
+        result["robustness_csv"] = str(base / result["robustness_csv"])
+    return result
 
 
 def run_one(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> dict:
@@ -134,7 +150,7 @@ def run_one(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> dict:
     trained = time.perf_counter()
     summary = json.loads((training_dir / "summary.json").read_text())
     result = {"key": spec.key, "arm": spec.arm.name, "method": spec.arm.method, "seed": spec.seed, "fold": spec.fold,
-              "epochs": spec.epochs, "training_dir": str(training_dir), "best_val_dice": summary.get("best_val_dice"),
+              "epochs": spec.epochs, "training_dir": _relative(training_dir, study_dir), "best_val_dice": summary.get("best_val_dice"),
               "best_epoch": summary.get("best_epoch"), "mlflow_run_id": summary.get("mlflow_run_id"),
               **evaluate(plan, spec, study_dir, training_dir)}
     result["seconds"] = {"this_session_training": round(trained - started, 1),
@@ -144,8 +160,8 @@ def run_one(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> dict:
 
 
 def load_results(study_dir: Path) -> list[dict]:
-    """Every finished run's ``result.json``."""
-    return [json.loads(p.read_text()) for p in sorted((Path(study_dir) / "runs").glob(f"*/{RESULT_FILE}"))]
+    """Every finished run's ``result.json`` (paths made absolute)."""
+    return [_absolute(json.loads(p.read_text()), study_dir) for p in sorted((Path(study_dir) / "runs").glob(f"*/{RESULT_FILE}"))]
 
 
 def prepare_study(plan: StudyPlan, study_dir: Path) -> StudyPlan:
