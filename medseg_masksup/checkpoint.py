@@ -25,7 +25,7 @@ from .record import TrainingRecord
 
 __all__ = [
     "CheckpointError", "save_checkpoint", "resolve_checkpoint", "load_checkpoint", "load_weights", "read_checkpoint",
-    "load_network", "network_from_checkpoint", "training_run_id", "REQUIRED_RECORD_KEYS",
+    "load_network", "load_ensemble", "checkpoint_names", "network_from_checkpoint", "training_run_id", "REQUIRED_RECORD_KEYS",
 ]
 
 BEST = "model.pt"
@@ -34,6 +34,9 @@ REQUIRED_RECORD_KEYS = (
     "network", "network_size", "spatial_dims", "in_channels", "out_channels", "img_size",
     "intensity_range", "normalised_range", "prob_threshold",
 )
+#: record fields that must agree between the checkpoints of an ensemble (same input preparation)
+ENSEMBLE_MUST_MATCH = ("spatial_dims", "in_channels", "out_channels", "img_size", "spatial_mode", "scale",
+                       "intensity_range", "normalised_range", "label_threshold", "prob_threshold")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -139,6 +142,35 @@ def load_network(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         first = str(err).strip().splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit a {record.network}/{record.network_size} network ({first})") from None
     return network.to(device).eval(), record
+
+
+def load_ensemble(paths: str | os.PathLike | Sequence[str | os.PathLike], device: str | torch.device = "cpu"
+                  ) -> tuple[list[nn.Module], TrainingRecord]:
+    """The backbones of one or more checkpoints and the first one's record; refuses checkpoints whose
+    records prepare images differently (an ensemble averages probabilities of identical inputs)."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not paths:
+        raise CheckpointError("no checkpoint given: pass --ckpt <model.pt or training run folder> [more ...]")
+    networks, records = [], []
+    for path in paths:
+        network, record = load_network(path, device)
+        networks.append(network)
+        records.append(record)
+    first = records[0].state_dict()
+    for path, record in zip(paths[1:], records[1:]):
+        other = record.state_dict()
+        wrong = [f"{k} {other.get(k)!r} (first: {first.get(k)!r})" for k in ENSEMBLE_MUST_MATCH if other.get(k) != first.get(k)]
+        if wrong:
+            raise CheckpointError(f"{path}: cannot join an ensemble with {paths[0]}: other preprocessing ({'; '.join(wrong)})")
+    return networks, records[0]
+
+
+def checkpoint_names(ckpt: str | os.PathLike | Sequence[str | os.PathLike]) -> str | list[str]:
+    """The resolved checkpoint file, or the list of them for an ensemble."""
+    if isinstance(ckpt, (str, os.PathLike)):
+        return str(resolve_checkpoint(ckpt))
+    names = [str(resolve_checkpoint(c)) for c in ckpt]
+    return names[0] if len(names) == 1 else names
 
 
 def network_from_checkpoint(path: str | os.PathLike) -> nn.Module:

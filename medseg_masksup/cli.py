@@ -11,6 +11,7 @@ COMMANDS = {
     "infer": ("medseg_masksup.commands.infer", "segment new images/volumes with a trained checkpoint"),
     "evaluate": ("medseg_masksup.commands.evaluate", "score a checkpoint on a labelled datalist"),
     "robustness": ("medseg_masksup.commands.robustness", "Dice/IoU versus the share of the input hidden"),
+    "compare": ("medseg_masksup.commands.compare", "study: baseline vs MaskSup over seeds and folds, paired statistics"),
     "export": ("medseg_masksup.commands.export", "export the bare backbone to TorchScript / ONNX"),
     "bench": ("medseg_masksup.commands.bench", "measure training/inference throughput and overheads"),
 }

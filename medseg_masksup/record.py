@@ -14,6 +14,11 @@ RECORD_FORMAT = "medseg-masksup/1"
 class TrainingRecord:
     """Network, preprocessing and method settings of a training run; saved in every checkpoint.
 
+    ``spatial_mode`` says how images meet the network (see :mod:`medseg_masksup.data.preprocessing`):
+    ``resize`` squashes every image to ``img_size``; ``patch`` keeps the aspect ratio, resizes by
+    ``scale`` (1.0 = native pixels), trains on random ``img_size`` patches and predicts with a
+    sliding window of ``img_size``. Records written before these fields existed read as ``resize``.
+
     Has ``state_dict``/``load_state_dict`` so MONAI's CheckpointSaver stores it beside the weights
     (plain types only, so ``torch.load(..., weights_only=True)`` reads it back).
     """
@@ -24,6 +29,8 @@ class TrainingRecord:
     in_channels: int = 3
     out_channels: int = 1
     img_size: list[int] = field(default_factory=lambda: [128, 128])
+    spatial_mode: str = "resize"
+    scale: float = 1.0
     intensity_range: list[float] = field(default_factory=lambda: [0.0, 255.0])
     normalised_range: list[float] = field(default_factory=lambda: [-1.0, 1.0])
     label_threshold: float = 0.0
@@ -36,6 +43,10 @@ class TrainingRecord:
     mask_kind: str = "freeform"
     mask_ratio: list[float] = field(default_factory=lambda: [0.4, 0.6])
     concat_branches: bool = False
+    augmentation: str = "light"
+    stain_jitter: bool = False
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
     epochs: int = 0
     batch_size: int = 0
     lr: float = 0.0
@@ -60,6 +71,7 @@ class TrainingRecord:
             self.versions = {"python": platform.python_version(), "torch": str(torch.__version__), "monai": str(monai.__version__)}
         self.img_size = [int(s) for s in self.img_size]
         self.mask_ratio = [float(r) for r in self.mask_ratio]
+        self.scale = float(self.scale)
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -121,7 +121,7 @@ def test_intensity_mapping():
     np.testing.assert_allclose(out, [[[-573.75, 63.75, 1976.25]]])  # clipped later by the training preprocessing
     with pytest.raises(UserError, match=r"intensity_window must be two numbers low < high, got \[5, 1\]"):
         InferenceOptions(intensity_window=[5, 1])
-    with pytest.raises(UserError, match="unknown mode 'tiles'; choose one of resize, sliding"):
+    with pytest.raises(UserError, match="unknown mode 'tiles'; choose one of auto, resize, sliding"):
         InferenceOptions(mode="tiles")
 
 

@@ -14,7 +14,9 @@ from . import run_command
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medseg-masksup evaluate", description="Score a checkpoint on a labelled datalist.")
-    p.add_argument("--ckpt", required=True, help="checkpoint model.pt written by training (or its run folder)")
+    p.add_argument("--ckpt", required=True, nargs="+",
+                   help="checkpoint model.pt written by training (or its run folder); several = an ensemble "
+                        "(e.g. the fold models), probabilities averaged")
     p.add_argument("--datalist", required=True, help="datalist.json with image/label items")
     p.add_argument("--split", default="auto", choices=("auto", "test", "validation", "training", "heldout", "all"),
                    help="items to score (auto: labelled test, else validation, else the held-out fold)")

@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medseg-masksup infer", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
     p.add_argument("--input", required=True, help="an image/volume file, a DICOM series folder, or a folder of them (searched recursively)")
     p.add_argument("--output_dir", required=True, help="where masks, overlays and summary.csv go (must not be the input folder)")
-    p.add_argument("--ckpt", required=True, help="checkpoint model.pt written by training (or its run folder)")
+    p.add_argument("--ckpt", required=True, nargs="+",
+                   help="checkpoint model.pt written by training (or its run folder); several = an ensemble "
+                        "(e.g. the fold models), probabilities averaged")
     add_inference_arguments(p, ("tta", "threshold", "keep_largest", "fill_holes", "mode"))
     p.add_argument("--save_prob", action="store_true", help="also write the probability map")
     p.add_argument("--no_overlay", action="store_true", help="do not write overlay PNGs")

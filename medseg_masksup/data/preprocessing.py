@@ -2,6 +2,17 @@
 
 Training (bundle) and inference both call these functions with the record that the checkpoint
 carries, so the image a model sees at inference is prepared exactly as during training.
+
+Two ways for images to meet the network (``record.spatial_mode``):
+
+- ``resize``: every image is squashed to ``img_size`` (the paper's recipe; right for the embedded
+  data, whose images are already ``img_size``).
+- ``patch`` (nnU-Net style): the aspect ratio is kept, the image is resized by ``record.scale``
+  (1.0 = native pixels); training crops random ``img_size`` patches, validation and inference slide an
+  ``img_size`` window over the whole image (:func:`make_inferer`).
+
+Validation always scores at the label's native resolution, as ``medseg-masksup evaluate`` does:
+labels are never resized there and predictions are resized back (:class:`MatchSpatialSized`).
 """
 
 from __future__ import annotations
@@ -10,40 +21,75 @@ from collections.abc import Sequence
 
 import torch
 from monai.data import PILReader
-from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, ScaleIntensityRanged
+from monai.inferers import Inferer, SimpleInferer, SlidingWindowInferer
+from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, ScaleIntensityRanged, SpatialPadd, Zoomd
 
 from ..record import TrainingRecord
 from .transforms import BinarizeLabeld, CheckSameSized, EnsureChannelsd, ScaleBitDepthd, standard_mode
 
+SPATIAL_MODES = ("resize", "patch")
+#: sliding-window settings shared by validation, the training report and inference
+WINDOW_OVERLAP = 0.25
+WINDOW_BLEND = "gaussian"
+
+
+def _spatial(record: TrainingRecord, keys: Sequence[str], mode: str) -> list:
+    """Resize to ``img_size`` (``resize`` mode) or by ``scale`` keeping the aspect ratio (``patch`` mode)."""
+    spatial_mode = getattr(record, "spatial_mode", "resize")
+    if spatial_mode == "resize":
+        return [Resized(keys, spatial_size=record.img_size, mode=mode)]
+    if spatial_mode != "patch":
+        raise ValueError(f"unknown spatial_mode {spatial_mode!r}; choose one of {', '.join(SPATIAL_MODES)}")
+    scale = float(getattr(record, "scale", 1.0))
+    return [] if scale == 1.0 else [Zoomd(keys, zoom=scale, mode=mode, keep_size=False)]
+
 
 def image_transforms(record: TrainingRecord, keys: Sequence[str] = ("image",)) -> list:
-    """Channel-first image → ``in_channels`` channels, resized to ``img_size``, scaled to ``normalised_range``."""
+    """Channel-first image → ``in_channels`` channels, resized (see module doc), scaled to ``normalised_range``."""
     (a_min, a_max), (b_min, b_max) = record.intensity_range, record.normalised_range
     return [
         EnsureChannelsd(keys, channels=record.in_channels),
-        Resized(keys, spatial_size=record.img_size, mode="area"),
+        *_spatial(record, keys, "area"),
         ScaleIntensityRanged(keys, a_min=a_min, a_max=a_max, b_min=b_min, b_max=b_max, clip=True),
         EnsureTyped(keys, dtype=torch.float32),
     ]
 
 
-def label_transforms(record: TrainingRecord, keys: Sequence[str] = ("label",)) -> list:
-    """Any mask → one 0/1 channel (``> label_threshold``), resized with nearest neighbour."""
+def label_transforms(record: TrainingRecord, keys: Sequence[str] = ("label",), resize: bool = True) -> list:
+    """Any mask → one 0/1 channel (``> label_threshold``), resized with nearest neighbour unless ``resize=False``."""
     return [
         BinarizeLabeld(keys, threshold=record.label_threshold),
-        Resized(keys, spatial_size=record.img_size, mode="nearest"),
+        *(_spatial(record, keys, "nearest") if resize else []),
         EnsureTyped(keys, dtype=torch.float32),
     ]
+
+
+def _load(record: TrainingRecord) -> list:
+    load_image = LoadImaged("image", reader=PILReader(converter=standard_mode), dtype=None, image_only=True,
+                            ensure_channel_first=True)
+    load_label = LoadImaged("label", reader="PILReader", image_only=True, ensure_channel_first=True)
+    return [load_image, load_label, CheckSameSized(("image", "label")), ScaleBitDepthd("image")]
 
 
 def training_preprocessing(record: TrainingRecord) -> Compose:
     """Load an ``{"image", "label"}`` item (PNG/JPG/BMP/TIFF via PIL) and prepare both (deterministic, cacheable).
 
     Palette and other colour modes become RGB; 16-bit images are scaled to 0..255 (full range).
-    Errors name the files: an unreadable file, or an image and mask of different sizes.
+    Errors name the files: an unreadable file, or an image and mask of different sizes. In ``patch``
+    mode images smaller than a patch are padded (with 0, mid-grey after normalisation) so crops fit.
     """
-    load_image = LoadImaged("image", reader=PILReader(converter=standard_mode), dtype=None, image_only=True,
-                            ensure_channel_first=True)
-    load_label = LoadImaged("label", reader="PILReader", image_only=True, ensure_channel_first=True)
-    return Compose([load_image, load_label, CheckSameSized(("image", "label")), ScaleBitDepthd("image"),
-                    *image_transforms(record), *label_transforms(record)])
+    pad = [SpatialPadd(("image", "label"), spatial_size=record.img_size)] if record.spatial_mode == "patch" else []
+    return Compose([*_load(record), *image_transforms(record), *label_transforms(record), *pad])
+
+
+def validation_preprocessing(record: TrainingRecord) -> Compose:
+    """Like training's, but the label stays at its native resolution: validation scores what ``evaluate`` scores."""
+    return Compose([*_load(record), *image_transforms(record), *label_transforms(record, resize=False)])
+
+
+def make_inferer(record: TrainingRecord, sw_batch_size: int = 4, overlap: float = WINDOW_OVERLAP) -> Inferer:
+    """Whole-image forward (``resize`` mode) or an ``img_size`` sliding window with Gaussian blending (``patch``)."""
+    if getattr(record, "spatial_mode", "resize") == "patch":
+        return SlidingWindowInferer(roi_size=list(record.img_size), sw_batch_size=sw_batch_size, overlap=overlap,
+                                    mode=WINDOW_BLEND)
+    return SimpleInferer()

@@ -85,3 +85,27 @@ class ScaleBitDepthd(MapTransform):
                 img = img.float() * (255.0 / 65535.0)
             d[key] = img.float()
         return d
+
+
+class MatchSpatialSized(MapTransform):
+    """Resize ``keys`` (e.g. the predicted probabilities) to the spatial size of ``reference_key`` (the label).
+
+    Bilinear on probabilities before thresholding, as inference does, so validation scores at the
+    label's native resolution.
+    """
+
+    def __init__(self, keys: KeysCollection, reference_key: str = "label", mode: str = "bilinear") -> None:
+        super().__init__(keys)
+        self.reference_key = reference_key
+        self.mode = mode
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        size = tuple(d[self.reference_key].shape[1:])
+        for key in self.key_iterator(d):
+            value = d[key]
+            if tuple(value.shape[1:]) != size:
+                plain = value.as_tensor() if hasattr(value, "as_tensor") else value
+                d[key] = torch.nn.functional.interpolate(plain[None].float(), size=size, mode=self.mode,
+                                                         align_corners=False)[0]
+        return d

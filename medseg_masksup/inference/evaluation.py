@@ -152,9 +152,9 @@ def default_tracking_uri(output_dir: str | Path, tracking_uri: str | None) -> st
 
 def open_checkpoint_for_scoring(ckpt: str | Path, datalist: str | Path, options: InferenceOptions | None = None,
                                 **option_overrides: Any):
-    """What evaluation and robustness start from: ``(options, device, network, record, checkpoint file)``,
-    after refusing an empty ``ckpt`` or ``datalist``."""
-    from ..checkpoint import load_network, resolve_checkpoint
+    """What evaluation and robustness start from: ``(options, device, networks, record, first checkpoint file)``,
+    after refusing an empty ``ckpt`` or ``datalist``; several checkpoints form an ensemble."""
+    from ..checkpoint import load_ensemble, resolve_checkpoint
     from ..devices import choose_device
 
     if not str(ckpt or ""):
@@ -163,9 +163,9 @@ def open_checkpoint_for_scoring(ckpt: str | Path, datalist: str | Path, options:
         raise UserError("no datalist given: pass --datalist <datalist.json>")
     options = InferenceOptions.build(options, **option_overrides)
     device = choose_device(options.device)
-    network, record = load_network(ckpt, device)
-    ckpt_path = resolve_checkpoint(ckpt)
-    return options, device, network, record, ckpt_path
+    networks, record = load_ensemble(ckpt, device)
+    ckpt_path = resolve_checkpoint(ckpt if isinstance(ckpt, (str, Path)) else list(ckpt)[0])
+    return options, device, networks, record, ckpt_path
 
 
 @dataclass
@@ -205,23 +205,25 @@ def evaluate_checkpoint(
     tracking_uri: str | None = None,
     run_name: str | None = None,
     verbose: bool = True,
+    tags: dict[str, str] | None = None,
     **option_overrides: Any,
 ) -> EvaluationReport:
-    """Evaluate ``ckpt`` on ``datalist``; writes ``per_case.csv`` and ``summary.json`` and logs to MLflow.
+    """Evaluate ``ckpt`` (one checkpoint, or several as an ensemble) on ``datalist``; writes ``per_case.csv``
+    and ``summary.json`` and logs to MLflow under the (first) checkpoint's training run.
 
     ``options`` (:class:`~medseg_masksup.inference.options.InferenceOptions`) with ``option_overrides``
     (``tta=True``, ``progress=False`` …) applied says how to predict.
     """
     from tqdm.auto import tqdm
 
-    from ..checkpoint import training_run_id
+    from ..checkpoint import checkpoint_names, training_run_id
     from .predictor import Predictor
     from ..io import read_case
     from ..io.atomic import write_csv, write_json
 
-    options, device, network, record, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
+    options, device, networks, record, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
     items, chosen = load_items(datalist, split, record.val_fold)
-    predictor = Predictor(network, record, options, device)
+    predictor = Predictor(networks, record, options, device)
     out_root = Path(output_dir)
     out_root.mkdir(parents=True, exist_ok=True)
 
@@ -250,9 +252,9 @@ def evaluate_checkpoint(
     train_run = training_run_id(ckpt_path, record)
     uri = default_tracking_uri(out_root, tracking_uri)
     summary = {
-        "checkpoint": str(ckpt_path), "datalist": str(datalist), "split": chosen, "n_cases": len(report.rows),
+        "checkpoint": checkpoint_names(ckpt), "datalist": str(datalist), "split": chosen, "n_cases": len(report.rows),
         "n_evaluated": len(ok_rows), "metrics": report.summary, "training_run_id": train_run, "tracking_uri": uri,
-        "options": options.summary(predictor.threshold),
+        "options": options.summary(predictor.threshold, predictor.mode),
         "training_record": record.state_dict(),
     }
     report.summary_json = write_json(out_root / "summary.json", summary)
@@ -260,8 +262,8 @@ def evaluate_checkpoint(
     metrics += [(f"case_{k}", r[k], i) for i, r in enumerate(ok_rows) for k in ("dice", "iou")]
     _, report.mlflow_run_id = log_run(
         uri, record, train_run, run_name or f"evaluate-{record.method}-{chosen}",
-        params={"checkpoint": ckpt_path, "datalist": datalist, "split": chosen, "n_cases": len(ok_rows), **summary["options"]},
-        metrics=metrics, artifacts=[report.per_case_csv, report.summary_json], tags={"kind": "evaluation"},
+        params={"checkpoint": ckpt_path, "ensemble_size": len(networks), "datalist": datalist, "split": chosen, "n_cases": len(ok_rows), **summary["options"]},
+        metrics=metrics, artifacts=[report.per_case_csv, report.summary_json], tags={"kind": "evaluation", **(tags or {})},
     )
     summary["mlflow_run_id"] = report.mlflow_run_id
     write_json(out_root / "summary.json", summary)

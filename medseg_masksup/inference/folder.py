@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import load_network, resolve_checkpoint
+from ..checkpoint import checkpoint_names, load_ensemble
 from ..devices import choose_device
 from ..errors import InputError, NothingProcessedError, OutputError, UserError
 from .options import InferenceOptions
@@ -85,10 +85,12 @@ class FolderRun:
     and the cases (its ``dataset``); :func:`run_folder` builds the same objects from Python.
     """
 
-    def __init__(self, predictor: Predictor, cases: list, input: str | Path, output_dir: str | Path, checkpoint: str | Path,
+    def __init__(self, predictor: Predictor, cases: list, input: str | Path, output_dir: str | Path,
+                 checkpoint: str | Path | list[str],
                  save_prob: bool = False, overlay: bool = True, verbose: bool = True, raise_if_none: bool = True) -> None:
         self.predictor, self.cases = predictor, cases
-        self.input, self.output_dir, self.checkpoint = Path(input), Path(output_dir), Path(checkpoint)
+        self.input, self.output_dir = Path(input), Path(output_dir)
+        self.checkpoint = checkpoint if isinstance(checkpoint, list) else str(checkpoint)
         self.save_prob, self.overlay, self.verbose, self.raise_if_none = bool(save_prob), bool(overlay), verbose, raise_if_none
 
     def run(self) -> InferenceReport:
@@ -137,7 +139,7 @@ class FolderRun:
             row["seconds"] = round(time.perf_counter() - started, 3)
             report.rows.append(row)
         run_info = {
-            "checkpoint": str(self.checkpoint),
+            "checkpoint": self.checkpoint,
             "input": str(self.input),
             "options": {**options.summary(predictor.threshold), "save_prob": self.save_prob, "overlay": self.overlay},
             "training_record": predictor.record.state_dict(),
@@ -174,8 +176,8 @@ def run_folder(
     options = InferenceOptions.build(options, **option_overrides)
     input_path, out_root = check_run(input, output_dir, ckpt)
     device = choose_device(options.device)
-    network, record = load_network(ckpt, device)
-    predictor = Predictor(network, record, options, device)
+    networks, record = load_ensemble(ckpt, device)
+    predictor = Predictor(networks, record, options, device)
     cases = find_cases(input_path, out_root)
-    return FolderRun(predictor, cases, input_path, out_root, resolve_checkpoint(ckpt), save_prob=save_prob, overlay=overlay,
+    return FolderRun(predictor, cases, input_path, out_root, checkpoint_names(ckpt), save_prob=save_prob, overlay=overlay,
                      verbose=verbose, raise_if_none=raise_if_none).run()

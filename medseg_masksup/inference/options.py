@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 from ..errors import UserError
 
-MODES = ("resize", "sliding")
+MODES = ("auto", "resize", "sliding")
 
 
 @dataclass
@@ -25,7 +25,8 @@ class InferenceOptions:
         threshold: probability threshold; ``None`` uses the record's ``prob_threshold``.
         keep_largest: keep only the largest connected component.
         fill_holes: fill holes inside the mask.
-        mode: ``resize`` the whole image to the training size, or slide training-size windows (``sliding``).
+        mode: ``auto`` (as the model was trained: ``sliding`` for ``patch``-mode records, else ``resize``),
+            ``resize`` the whole image to the training size, or slide training-size windows (``sliding``).
         overlap: window overlap in ``sliding`` mode.
         batch_size: slices / windows per forward pass.
         intensity_window: ``(low, high)`` mapped onto the training intensity range.
@@ -37,7 +38,7 @@ class InferenceOptions:
     threshold: float | None = None
     keep_largest: bool = False
     fill_holes: bool = False
-    mode: str = "resize"
+    mode: str = "auto"
     overlap: float = 0.25
     batch_size: int = 8
     intensity_window: Sequence[float] | None = None
@@ -71,10 +72,10 @@ class InferenceOptions:
         base = {f.name: getattr(options, f.name) for f in fields(cls)} if options is not None else {}
         return cls(**{**base, **overrides})
 
-    def summary(self, threshold: float) -> dict:
-        """The options as recorded in summaries (the threshold actually used)."""
+    def summary(self, threshold: float, mode: str | None = None) -> dict:
+        """The options as recorded in summaries (the threshold, and where given the mode, actually used)."""
         return {"tta": self.tta, "threshold": threshold, "keep_largest": self.keep_largest, "fill_holes": self.fill_holes,
-                "mode": self.mode, "intensity_window": self.intensity_window}
+                "mode": mode or self.mode, "intensity_window": self.intensity_window}
 
 
 #: the options a command may expose, in the order they appear in ``--help``
@@ -90,9 +91,10 @@ def add_inference_arguments(parser: argparse.ArgumentParser, names: Iterable[str
                                              help="probability threshold (default: the one recorded at training, 0.5)")),
         "keep_largest": (("--keep_largest",), dict(action="store_true", help="keep only the largest connected component")),
         "fill_holes": (("--fill_holes",), dict(action="store_true", help="fill holes inside the mask")),
-        "mode": (("--mode",), dict(choices=MODES, default="resize",
-                                   help="resize whole image to the training size (default) or slide training-size "
-                                        "windows at native resolution")),
+        "mode": (("--mode",), dict(choices=MODES, default="auto",
+                                   help="auto (default): as the model was trained; resize: whole image squashed to the "
+                                        "training size; sliding: training-size windows over the image at native "
+                                        "resolution (or the model's scale)")),
         "intensity_window": (("--intensity_window",), dict(
             type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
             help="map this intensity range onto the training range (default: only inputs outside it, by their min..max)")),

@@ -10,16 +10,20 @@ last axis) → optional intensity mapping for inputs outside the training range 
 preprocessing → backbone (optionally averaged over flips) → sigmoid → back to the input grid →
 threshold → optional largest-component / hole filling (MONAI transforms) → mask on the input grid.
 
-Two ways to handle the input size (``mode``):
+Ways to handle the input size (``mode``); the default ``"auto"`` does what the model was trained for
+(``sliding`` for ``patch``-mode records, at the record's ``scale``; ``resize`` otherwise):
 
 - ``"resize"`` (default): the whole image is resized to the training ``img_size``, exactly as in
   training, and the probability map is resized back (bilinear) before thresholding. Right for
   models trained on whole images resized to ``img_size`` — the case for every dataset this project
   trains on — because objects then appear at the scale the model learned.
-- ``"sliding"``: no resize; ``img_size`` windows slide over the image at native resolution (25 %
-  overlap, Gaussian blending). Only right when training images were already at the native pixel
-  size of the new images (e.g. tiles of large slides); on whole-image-trained models objects
-  would appear larger than the model has ever seen.
+- ``"sliding"``: no squashing; ``img_size`` windows slide over the image (25 % overlap, Gaussian
+  blending) at native resolution, or resized by ``scale`` for ``patch``-mode models (the way those
+  are trained and validated). On whole-image-trained (``resize``) models objects would appear larger
+  than the model has ever seen.
+
+Several checkpoints (fold models) form an ensemble: their probabilities are averaged (after TTA, if
+asked) before thresholding, as nnU-Net does; they must share the preprocessing of their records.
 
 :func:`medseg_masksup.inference.folder.run_folder` applies this to a file or folder.
 """
@@ -38,14 +42,24 @@ from .options import InferenceOptions
 
 
 
-def preprocessing(record: TrainingRecord, mode: str = "resize"):
-    """Training's image preprocessing from the record; ``sliding`` drops only the resize."""
+def effective_mode(record: TrainingRecord, mode: str = "auto") -> str:
+    """``resize`` or ``sliding``: ``auto`` follows the record (``patch``-mode models slide)."""
+    if mode != "auto":
+        return mode
+    return "sliding" if getattr(record, "spatial_mode", "resize") == "patch" else "resize"
+
+
+def preprocessing(record: TrainingRecord, mode: str = "auto"):
+    """Training's image preprocessing from the record: ``resize`` squashes to ``img_size``; ``sliding``
+    keeps the aspect ratio (native pixels, or the record's ``scale`` for ``patch``-mode models)."""
+    from dataclasses import replace
+
     from monai.transforms import Compose, Resized
 
-    transforms = image_transforms(record, keys=("image",))
-    if mode == "sliding":
-        transforms = [t for t in transforms if not isinstance(t, Resized)]
-    return Compose(transforms)
+    mode = effective_mode(record, mode)
+    if mode == "resize":
+        return Compose(image_transforms(replace(record, spatial_mode="resize"), keys=("image",)))
+    return Compose([t for t in image_transforms(record, keys=("image",)) if not isinstance(t, Resized)])
 
 
 def map_intensity(image: np.ndarray, record: TrainingRecord, window: Sequence[float] | None = None):
@@ -71,34 +85,42 @@ def map_intensity(image: np.ndarray, record: TrainingRecord, window: Sequence[fl
 class Predictor:
     """Probabilities and masks for images of any size, from a backbone and its training record."""
 
-    def __init__(self, network: nn.Module, record: TrainingRecord, options: InferenceOptions | None = None,
-                 device: str | torch.device = "cpu", transform=None) -> None:
-        self.network = network.to(device).eval()
+    def __init__(self, network: nn.Module | Sequence[nn.Module], record: TrainingRecord,
+                 options: InferenceOptions | None = None, device: str | torch.device = "cpu", transform=None) -> None:
+        networks = list(network) if isinstance(network, (list, tuple)) else [network]
+        self.networks = [net.to(device).eval() for net in networks]
+        self.network = self.networks[0]
         self.record = record
         self.options = options or InferenceOptions()
         self.device = torch.device(device)
-        self.transform = transform if transform is not None else preprocessing(record, self.options.mode)
+        self.mode = effective_mode(record, self.options.mode)
+        self.transform = transform if transform is not None else preprocessing(record, self.mode)
         self.threshold = float(self.options.threshold if self.options.threshold is not None else record.prob_threshold)
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        if self.options.mode == "resize":
-            return self.network(x)
+    def _logits(self, network: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        from ..method.wrapper import primary_output
+
+        if self.mode == "resize":
+            return primary_output(network(x))
         from monai.inferers import sliding_window_inference
 
+        from ..data.preprocessing import WINDOW_BLEND
+
         return sliding_window_inference(
-            x, roi_size=list(self.record.img_size), sw_batch_size=self.options.batch_size, predictor=self.network,
-            overlap=self.options.overlap, mode="gaussian",
+            x, roi_size=list(self.record.img_size), sw_batch_size=self.options.batch_size,
+            predictor=lambda t: primary_output(network(t)), overlap=self.options.overlap, mode=WINDOW_BLEND,
         )
 
     def _probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Sigmoid of the backbone output, averaged over the flips of both axes when ``tta``."""
+        """Sigmoid of the backbone output, averaged over the ensemble and, with ``tta``, the flips of both axes."""
         flips: list[tuple[int, ...]] = [()] + ([(2,), (3,), (2, 3)] if self.options.tta else [])
         total = torch.zeros((x.shape[0], 1, *x.shape[2:]), device=x.device)
-        for dims in flips:
-            xi = torch.flip(x, dims) if dims else x
-            prob = torch.sigmoid(self._logits(xi))
-            total += torch.flip(prob, dims) if dims else prob
-        return total / len(flips)
+        for network in self.networks:
+            for dims in flips:
+                xi = torch.flip(x, dims) if dims else x
+                prob = torch.sigmoid(self._logits(network, xi))
+                total += torch.flip(prob, dims) if dims else prob
+        return total / (len(flips) * len(self.networks))
 
     @torch.inference_mode()
     def probabilities(self, image: np.ndarray) -> np.ndarray:

@@ -76,26 +76,33 @@ def robustness_curve(
     """Curve rows (per kind × ratio, over cases and seeds) and per-case rows, for preprocessed ``cases``."""
     from tqdm.auto import tqdm
 
+    from ..data.preprocessing import make_inferer
+
     _check(kinds, ratios, seeds)
     network = network.to(device).eval()
+    inferer = make_inferer(record, sw_batch_size=batch_size)
     thr = float(threshold if threshold is not None else record.prob_threshold)
-    images = torch.stack([c["image"] for c in cases]).float()
-    labels = torch.stack([c["label"] for c in cases]).float()
+    plain = lambda t: (t.as_tensor() if hasattr(t, "as_tensor") else torch.as_tensor(t)).float()  # noqa: E731
+    images = [plain(c["image"]) for c in cases]
+    labels = [plain(c["label"]) for c in cases]
+    if len({tuple(x.shape) for x in images}) > 1:  # native-size images (patch mode): one case at a time
+        batch_size = 1
     curve, per_case = [], []
     steps = [(k, r, s) for k in kinds for r in ratios for s in seeds]
     scores: dict[tuple[str, float], list[tuple[np.ndarray, np.ndarray, float]]] = {}
     for kind, ratio, seed in tqdm(steps, desc="robustness", disable=not progress):
-        masks = torch.cat([occlusion_mask(kind, ratio, seed, i, images.shape) for i in range(len(cases))])
+        masks = [occlusion_mask(kind, ratio, seed, i, x.shape) for i, x in enumerate(images)]
         dice_all, iou_all = [], []
         for start in range(0, len(cases), batch_size):
-            x = images[start : start + batch_size].to(device)
-            m = masks[start : start + batch_size].to(device)
-            pred = (torch.sigmoid(network(x * (1 - m))) >= thr).float()
-            dice, iou = _scores(pred, labels[start : start + batch_size].to(device))
+            x = torch.stack(images[start : start + batch_size]).to(device)
+            m = torch.cat(masks[start : start + batch_size]).to(device)
+            pred = (torch.sigmoid(inferer(x * (1 - m), network)) >= thr).float()
+            dice, iou = _scores(pred, torch.stack(labels[start : start + batch_size]).to(device))
             dice_all.append(dice)
             iou_all.append(iou)
         dice_v, iou_v = np.concatenate(dice_all), np.concatenate(iou_all)
-        scores.setdefault((kind, float(ratio)), []).append((dice_v, iou_v, float(masks.mean())))
+        hidden = float(np.mean([float(m.mean()) for m in masks]))
+        scores.setdefault((kind, float(ratio)), []).append((dice_v, iou_v, hidden))
         per_case += [{"label": label, "kind": kind, "ratio": float(ratio), "seed": int(seed), "case": i,
                       "dice": float(d), "iou": float(u)} for i, (d, u) in enumerate(zip(dice_v, iou_v))]
     for (kind, ratio), runs in scores.items():
@@ -189,6 +196,7 @@ def run_robustness(
     tracking_uri: str | None = None,
     run_name: str | None = None,
     verbose: bool = True,
+    tags: dict[str, str] | None = None,
     **option_overrides: Any,
 ) -> RobustnessReport:
     """Robustness curve of ``ckpt`` on ``datalist``: ``robustness.csv``, ``robustness_per_case.csv``,
@@ -205,7 +213,8 @@ def run_robustness(
     from ..checkpoint import training_run_id
     from ..data.preprocessing import training_preprocessing
 
-    options, device, network, record, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
+    options, device, networks, record, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
+    network = networks[0]
     if kinds is None or kinds == "":
         kinds = [record.mask_kind if record.mask_kind in MASK_KINDS else "freeform"]
     elif isinstance(kinds, str):
@@ -244,7 +253,7 @@ def run_robustness(
         params={"checkpoint": ckpt_path, "datalist": datalist, "split": chosen, "kinds": ",".join(kinds),
                 "ratios": ",".join(f"{r:g}" for r in ratios), "seeds": ",".join(map(str, seeds)), "n_cases": len(cases),
                 "threshold": options.threshold if options.threshold is not None else record.prob_threshold},
-        metrics=metrics, artifacts=[report.table, per_case_csv, report.plot], tags={"kind": "robustness"},
+        metrics=metrics, artifacts=[report.table, per_case_csv, report.plot], tags={"kind": "robustness", **(tags or {})},
     )
     if verbose:
         for line in report.lines():

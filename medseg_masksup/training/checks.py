@@ -12,6 +12,9 @@ from ..errors import DatalistError, SettingsError  # noqa: F401 - SettingsError:
 from ..method.loss import SEG_LOSSES
 from ..method.masking import MASK_KINDS
 from ..networks import NETWORKS, SIZES, required_divisor
+from ..data.preprocessing import SPATIAL_MODES
+from .augmentation import AUGMENTATIONS
+from .schedule import LR_SCHEDULES
 
 
 def _ratio_problem(ratio) -> str | None:
@@ -25,7 +28,9 @@ def _ratio_problem(ratio) -> str | None:
 
 def check_settings(method: str, network: str, network_size: str, img_size, mask_kind: str, mask_ratio,
                    alpha: float, beta: float, gamma: float, seg_loss: str, epochs: int, batch_size: int, lr: float,
-                   datalist: str = "", dataset_dir: str = "", val_fold: int = 0) -> list[str]:
+                   datalist: str = "", dataset_dir: str = "", val_fold: int = 0, spatial_mode: str = "resize",
+                   scale: float = 1.0, augmentation: str = "light", lr_schedule: str = "constant",
+                   warmup_epochs: int = 0) -> list[str]:
     """Every problem with the settings, as one-line messages (empty when all is well)."""
     problems = []
 
@@ -38,6 +43,13 @@ def check_settings(method: str, network: str, network_size: str, img_size, mask_
     choice("network_size", network_size, SIZES)
     choice("mask_kind", mask_kind, MASK_KINDS)
     choice("seg_loss", seg_loss, SEG_LOSSES)
+    choice("spatial_mode", spatial_mode, SPATIAL_MODES)
+    choice("augmentation", augmentation, AUGMENTATIONS)
+    choice("lr_schedule", lr_schedule, LR_SCHEDULES)
+    if not isinstance(scale, (int, float)) or not 0 < scale <= 4:
+        problems.append(f"--scale must be a number in (0, 4] (1.0 = native pixels), got {scale!r}")
+    if not isinstance(warmup_epochs, int) or warmup_epochs < 0 or (isinstance(epochs, int) and warmup_epochs >= max(epochs, 1)):
+        problems.append(f"--warmup_epochs must be an integer >= 0 and below --epochs, got {warmup_epochs!r}")
     problem = _ratio_problem(mask_ratio)
     if problem:
         problems.append(problem)

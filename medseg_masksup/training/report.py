@@ -15,6 +15,7 @@ from ..checkpoint import load_checkpoint
 from .figures import learning_curves, overlay_panel
 from ..io.atomic import write_json
 from ..method.masking import MaskGenerator
+from ..data.preprocessing import make_inferer
 from ..record import TrainingRecord
 from .threshold_baseline import dice, threshold_dice
 from .tracking import MLflowRunHandler
@@ -76,7 +77,7 @@ class TrainingReport:
         scores = []
         for item in self.val_dataset:
             raw = ((item["image"].numpy() - lo) / (hi - lo)) * (b - a) + a
-            scores.append(threshold_dice(raw, item["label"].numpy()))
+            scores.append(threshold_dice(raw, _resized(item["label"], raw.shape[1:]).numpy()))
         self.threshold_dice = float(sum(scores) / max(len(scores), 1))
         engine.logger.info(f"threshold floor: Otsu global threshold reaches Dice {self.threshold_dice:.4f} on validation")
 
@@ -94,13 +95,14 @@ class TrainingReport:
         if self.checkpoint_path.is_file():
             net.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=device)["model"])
         masker = MaskGenerator(self.record.mask_kind, self.record.mask_ratio, seed=self.record.seed)
+        inferer = make_inferer(self.record)
         paths = []
         for i in range(min(self.n_overlays, len(self.val_dataset))):
             item = self.val_dataset[i]
-            x = item["image"][None].to(device)
-            pred = torch.sigmoid(_first(net(x))) > self.record.prob_threshold
+            x = torch.as_tensor(item["image"])[None].float().to(device)
+            pred = torch.sigmoid(_first(inferer(x, net))) > self.record.prob_threshold
             masked, _ = masker.apply(x)
-            label = item["label"].numpy()
+            label = _resized(item["label"], x.shape[2:]).numpy()
             name = Path(str(item["image"].meta.get("filename_or_obj", f"case{i}"))).stem if hasattr(item["image"], "meta") else f"case{i}"
             paths.append(
                 overlay_panel(
@@ -173,6 +175,14 @@ class TrainingReport:
             f"  MLflow:     mlflow ui --backend-store-uri {self.mlflow.client.tracking_uri if self.mlflow else '-'}",
             flush=True,
         )
+
+
+def _resized(label: torch.Tensor, size) -> torch.Tensor:
+    """A 0/1 label at ``size`` (nearest neighbour): validation keeps labels at their native size."""
+    label = torch.as_tensor(label).float()
+    if tuple(label.shape[1:]) == tuple(size):
+        return label
+    return torch.nn.functional.interpolate(label[None], size=tuple(size), mode="nearest")[0]
 
 
 def _first(output):

@@ -16,17 +16,20 @@ class MLflowRunHandler(MLFlowHandler):
     """MLFlowHandler that opens a *new* run (or resumes ``run_id``) instead of adopting any unfinished run.
 
     MONAI's handler re-uses the oldest unfinished run of the same name, a crashed one included. Here:
+    ``tags`` (e.g. a study's ``study``/``arm``/``seed``/``fold``) are set on the run it creates;
     ``run_id`` resumes that run; ``share_with`` logs into another handler's run (e.g. the validator's
     metrics into the trainer's run); otherwise a fresh run named ``run_name`` is created. A resumed
     run never logs a metric step twice. :func:`run_training` marks the run FAILED when training raises.
     """
 
-    def __init__(self, *args, run_id: str | None = None, share_with: MLflowRunHandler | None = None, **kwargs) -> None:
+    def __init__(self, *args, run_id: str | None = None, share_with: MLflowRunHandler | None = None,
+                 tags: dict[str, str] | None = None, **kwargs) -> None:
         if kwargs.get("run_name") is None and share_with is None and run_id is None:
             raise ValueError("MLflowRunHandler needs a run_name (or run_id / share_with)")
         super().__init__(*args, **kwargs)
         self.run_id = run_id
         self.share_with = share_with
+        self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
 
     def start(self, engine) -> None:
         if self.cur_run is None:
@@ -41,7 +44,7 @@ class MLflowRunHandler(MLFlowHandler):
                 self._logged_steps = self._last_steps()
                 self._keep_new_params()
             else:
-                self.cur_run = self.client.create_run(self.experiment.experiment_id, run_name=self.run_name)
+                self.cur_run = self.client.create_run(self.experiment.experiment_id, run_name=self.run_name, tags=self.tags)
             self.run_id = self.cur_run.info.run_id
         super().start(engine)
 

@@ -1,0 +1,149 @@
+"""What a study runs: arms (a method and its budget) × seeds × folds, all with the same settings.
+
+Arms:
+
+- ``baseline`` (β = γ = 0), ``context`` (γ = 0), ``masksup`` (the paper's method): same epochs.
+- ``baseline-2x``: the *equal-compute* arm. MaskSup runs two forward/backward passes per step (clean and
+  masked batch); this baseline gets twice the epochs, hence the same number of passes.
+
+Every run of a study shares the bundle config files and overrides of the plan; an arm only sets
+``method`` and ``epochs``, a run only ``seed`` and ``val_fold``. The plan is saved as ``study.json`` in the
+study folder; resuming with other training settings is refused (the runs would not be comparable).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a study: a training method and its epoch budget relative to the study's ``epochs``."""
+
+    name: str
+    method: str
+    epoch_factor: int = 1
+
+
+ARMS = {
+    "baseline": Arm("baseline", "baseline"),
+    "context": Arm("context", "context"),
+    "masksup": Arm("masksup", "masksup"),
+    "baseline-2x": Arm("baseline-2x", "baseline", epoch_factor=2),
+}
+#: the arm every other arm is compared with (paired per case)
+REFERENCE_ARM = "baseline"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a study."""
+
+    arm: Arm
+    seed: int
+    fold: int
+    epochs: int
+
+    @property
+    def key(self) -> str:
+        """Folder and MLflow run name: ``<arm>-s<seed>-f<fold>``."""
+        return f"{self.arm.name}-s{self.seed}-f{self.fold}"
+
+
+@dataclass
+class StudyPlan:
+    """A study: the datalist, the shared training settings and the grid of arms × seeds × folds."""
+
+    name: str
+    datalist: str
+    epochs: int
+    arms: list[str] = field(default_factory=lambda: ["baseline", "masksup"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    folds: list[int] = field(default_factory=lambda: [0])
+    config_files: list[str] = field(default_factory=list)
+    overrides: dict = field(default_factory=dict)
+    eval_split: str = "auto"
+    settings: dict = field(default_factory=dict)
+    robustness_ratios: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])
+
+    def __post_init__(self) -> None:
+        unknown = [a for a in self.arms if a not in ARMS]
+        if unknown:
+            raise UserError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+        if not self.arms or not self.seeds or not self.folds:
+            raise UserError("a study needs at least one arm, one seed and one fold")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise UserError(f"--epochs must be a positive integer, got {self.epochs!r}")
+        reserved = {"method", "epochs", "seed", "val_fold", "datalist", "output_dir", "tracking_uri", "resume"}
+        clash = sorted(reserved & set(self.overrides))
+        if clash:
+            raise UserError(f"the study sets {', '.join(clash)} itself; remove them from the overrides")
+
+    def runs(self) -> Iterator[RunSpec]:
+        """Runs in the order a study should train them: seed by seed, fold by fold, every arm of a fold
+        together, so an interrupted study already holds complete paired comparisons."""
+        for seed in self.seeds:
+            for fold in self.folds:
+                for name in self.arms:
+                    arm = ARMS[name]
+                    yield RunSpec(arm, int(seed), int(fold), self.epochs * arm.epoch_factor)
+
+    def training_settings(self) -> dict:
+        """What must be identical for the runs of one study folder to be comparable: the datalist's and the
+        config files' *contents* (so a study moved to another checkout or machine still resumes), the budget,
+        the overrides and the evaluation."""
+        return {"datalist_sha256": _sha256(self.datalist), "epochs": self.epochs,
+                "config_sha256": [_sha256(c) for c in self.config_files], "overrides": self.overrides,
+                "eval_split": self.eval_split, "robustness_ratios": list(self.robustness_ratios)}
+
+    def save(self, path: Path) -> None:
+        from ..io.atomic import write_json
+
+        if not self.settings:
+            self.settings = self.training_settings()
+        write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: Path) -> StudyPlan:
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (OSError, ValueError, TypeError) as err:
+            raise UserError(f"{path}: not a readable study plan ({err})") from None
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return f"missing:{path}"
+
+
+def check_resumable(saved: StudyPlan, new: StudyPlan, path: Path) -> None:
+    """Refuse to continue a study folder with other training settings (arms, seeds and folds may grow)."""
+    old, now = saved.settings or saved.training_settings(), new.training_settings()
+    changed = [k for k in now if old.get(k) != now[k]]
+    if changed:
+        details = "; ".join(f"{k}: {old.get(k)!r} -> {now[k]!r}" for k in changed if "sha256" not in k)
+        details = "; ".join(filter(None, [details, *(f"{k.split('_')[0]} contents changed" for k in changed if "sha256" in k)]))
+        raise UserError(f"{path} holds a study with other settings ({details}); use another --output_dir")
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict:
+    """``key=value`` pairs (values parsed as JSON when they can be: numbers, lists, booleans)."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out

@@ -1,0 +1,260 @@
+"""A study's results as tables and figures: what each arm reaches, what MaskSup adds, at what cost.
+
+- ``summary.csv`` / the markdown table: per arm and checkpoint (``best`` = selected on validation,
+  ``final`` = last epoch), mean ± std of Dice and IoU over runs, and the pooled per-case mean with its
+  bootstrap 95 % CI.
+- ``paired.csv``: every arm against ``baseline`` on the same cases (per case, averaged over the seeds
+  both arms finished): mean difference, bootstrap 95 % CI, Wilcoxon p, wins / losses.
+- ``bars.png`` (means with CIs), ``robustness.png`` (Dice versus share hidden, every arm),
+  ``cases.png`` (image, truth, baseline, MaskSup on the same held-out cases).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .plan import REFERENCE_ARM
+from .statistics import bootstrap_ci, paired_difference
+
+METRICS = ("dice", "iou")
+CHECKPOINT_KINDS = ("final", "best")
+
+
+def _read_csv(path: str | Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def per_case_scores(results: Sequence[dict], checkpoint: str = "final") -> dict[str, dict[tuple[int, str], dict]]:
+    """``{arm: {(seed, case): {"dice", "iou", "fold"}}}`` from each run's ``per_case.csv``."""
+    out: dict[str, dict[tuple[int, str], dict]] = defaultdict(dict)
+    for result in results:
+        for row in _read_csv(result["eval"][checkpoint]["per_case_csv"]):
+            if row.get("status") != "ok":
+                continue
+            out[result["arm"]][(int(result["seed"]), row["case"])] = {
+                "dice": float(row["dice"]), "iou": float(row["iou"]), "fold": int(result["fold"])}
+    return out
+
+
+def arm_summary(results: Sequence[dict], checkpoint: str = "final") -> list[dict]:
+    """One row per arm: runs, cases, mean ± std over runs, pooled per-case mean and its bootstrap CI."""
+    scores = per_case_scores(results, checkpoint)
+    rows = []
+    for arm in sorted(scores, key=_arm_order):
+        row = {"arm": arm, "checkpoint": checkpoint, "runs": sum(1 for r in results if r["arm"] == arm)}
+        by_case: dict[str, list[dict]] = defaultdict(list)
+        for (_, case), value in scores[arm].items():
+            by_case[case].append(value)
+        row["cases"] = len(by_case)
+        for metric in METRICS:
+            run_means = [r["eval"][checkpoint]["metrics"][metric]["mean"] for r in results if r["arm"] == arm]
+            case_means = np.array([np.mean([v[metric] for v in values]) for values in by_case.values()])
+            low, high = bootstrap_ci(case_means)
+            row.update({f"{metric}_mean": float(np.mean(case_means)), f"{metric}_run_std": float(np.std(run_means)),
+                        f"{metric}_ci_low": low, f"{metric}_ci_high": high})
+        rows.append(row)
+    return rows
+
+
+def paired_against_reference(results: Sequence[dict], checkpoint: str = "final", reference: str = REFERENCE_ARM) -> list[dict]:
+    """Each other arm minus ``reference`` on the (seed, case) pairs both finished, averaged over seeds per case."""
+    scores = per_case_scores(results, checkpoint)
+    if reference not in scores:
+        return []
+    rows = []
+    for arm in sorted((a for a in scores if a != reference), key=_arm_order):
+        common = sorted(set(scores[arm]) & set(scores[reference]))
+        if not common:
+            continue
+        row = {"arm": arm, "reference": reference, "checkpoint": checkpoint,
+               "seeds": len({seed for seed, _ in common})}
+        for metric in METRICS:
+            per_case: dict[str, list[tuple[float, float]]] = defaultdict(list)
+            for key in common:
+                per_case[key[1]].append((scores[arm][key][metric], scores[reference][key][metric]))
+            other = np.array([np.mean([a for a, _ in v]) for v in per_case.values()])
+            ref = np.array([np.mean([b for _, b in v]) for v in per_case.values()])
+            diff = paired_difference(other, ref)
+            row.update({"cases": diff.n, f"{metric}_diff": diff.mean, f"{metric}_ci_low": diff.ci_low,
+                        f"{metric}_ci_high": diff.ci_high, f"{metric}_p_wilcoxon": diff.p_wilcoxon,
+                        f"{metric}_wins": diff.wins, f"{metric}_losses": diff.losses})
+        rows.append(row)
+    return rows
+
+
+def robustness_curves(results: Sequence[dict]) -> dict[str, list[tuple[float, float, float]]]:
+    """``{arm: [(hidden fraction, mean Dice, std over runs), ...]}`` from each run's robustness table."""
+    collected: dict[str, dict[float, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for result in results:
+        if not result.get("robustness_csv") or not Path(result["robustness_csv"]).is_file():
+            continue
+        for row in _read_csv(result["robustness_csv"]):
+            collected[result["arm"]][float(row["ratio"])].append((float(row["hidden_fraction"]), float(row["dice_mean"])))
+    return {arm: [(float(np.mean([h for h, _ in v])), float(np.mean([d for _, d in v])), float(np.std([d for _, d in v])))
+                  for _, v in sorted(by_ratio.items())] for arm, by_ratio in sorted(collected.items(), key=lambda kv: _arm_order(kv[0]))}
+
+
+def _arm_order(arm: str) -> tuple[int, str]:
+    order = ["baseline", "context", "masksup", "baseline-2x"]
+    return (order.index(arm) if arm in order else len(order), arm)
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def markdown(summary: Sequence[dict], paired: Sequence[dict], curves: dict, title: str = "") -> str:
+    """The tables of a study as Markdown (what ``docs/results.md`` quotes)."""
+    lines = [f"### {title}" if title else "", "", "| arm | checkpoint | runs | cases | Dice (mean ± std over runs) | Dice 95 % CI | IoU (mean ± std) | IoU 95 % CI |",
+             "|---|---|---:|---:|---|---|---|---|"]
+    for r in summary:
+        lines.append(f"| {r['arm']} | {r['checkpoint']} | {r['runs']} | {r['cases']} | {_fmt(r['dice_mean'])} ± {_fmt(r['dice_run_std'])} | "
+                     f"[{_fmt(r['dice_ci_low'])}, {_fmt(r['dice_ci_high'])}] | {_fmt(r['iou_mean'])} ± {_fmt(r['iou_run_std'])} | "
+                     f"[{_fmt(r['iou_ci_low'])}, {_fmt(r['iou_ci_high'])}] |")
+    if paired:
+        lines += ["", "| arm − baseline | checkpoint | seeds | cases | ΔDice [95 % CI] | p (Wilcoxon) | ΔIoU [95 % CI] | p (Wilcoxon) | wins/losses (IoU) |",
+                  "|---|---|---:|---:|---|---:|---|---:|---|"]
+        for r in paired:
+            lines.append(f"| {r['arm']} | {r['checkpoint']} | {r['seeds']} | {r['cases']} | {_fmt(r['dice_diff'])} [{_fmt(r['dice_ci_low'])}, {_fmt(r['dice_ci_high'])}] | "
+                         f"{_fmt(r['dice_p_wilcoxon'], 3)} | {_fmt(r['iou_diff'])} [{_fmt(r['iou_ci_low'])}, {_fmt(r['iou_ci_high'])}] | "
+                         f"{_fmt(r['iou_p_wilcoxon'], 3)} | {r['iou_wins']}/{r['iou_losses']} |")
+    if curves:
+        ratios = sorted({round(h, 2) for points in curves.values() for h, _, _ in points})
+        lines += ["", "| arm | " + " | ".join(f"Dice, {h:.0%} hidden" for h in ratios) + " | kept at ~50 % |",
+                  "|---|" + "---:|" * (len(ratios) + 1)]
+        for arm, points in curves.items():
+            clean = points[0][1] if points else math.nan
+            half = min(points, key=lambda p: abs(p[0] - 0.5))[1] if points else math.nan
+            cells = {round(h, 2): d for h, d, _ in points}
+            lines.append(f"| {arm} | " + " | ".join(_fmt(cells.get(h, math.nan), 3) for h in ratios) + f" | {_fmt(half / clean if clean else math.nan, 2)}× |")
+    return "\n".join(lines).strip() + "\n"
+
+
+def bar_chart(summary: Sequence[dict], path: Path, title: str = "") -> Path:
+    """Mean Dice and IoU per arm (final checkpoint) with bootstrap 95 % CIs."""
+    from ..training.figures import plt, save_figure
+
+    rows = [r for r in summary if r["checkpoint"] == "final"] or list(summary)
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.2 * len(rows), 3.6))
+    colours = {"baseline": "#7f7f7f", "context": "#1f77b4", "masksup": "#d62728", "baseline-2x": "#2ca02c"}
+    for ax, metric in zip(axes, METRICS):
+        means = [r[f"{metric}_mean"] for r in rows]
+        errors = np.array([[m - r[f"{metric}_ci_low"], r[f"{metric}_ci_high"] - m] for m, r in zip(means, rows)]).T
+        ax.bar(range(len(rows)), means, yerr=np.nan_to_num(errors), capsize=4,
+               color=[colours.get(r["arm"], "#9467bd") for r in rows])
+        ax.set_xticks(range(len(rows)), [r["arm"] for r in rows], rotation=20)
+        low = min((r[f"{metric}_ci_low"] for r in rows if not math.isnan(r[f"{metric}_ci_low"])), default=min(means))
+        ax.set_ylim(max(0.0, low - 0.05), min(1.0, max(means) + 0.05))
+        ax.set_ylabel(f"{metric.upper() if metric == 'iou' else 'Dice'} (held-out, native resolution)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title or "mean with bootstrap 95 % CI over cases")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def robustness_chart(curves: dict, path: Path, title: str = "") -> Path:
+    """Dice versus the share of the input hidden (free-form masks), one line per arm (± std over runs)."""
+    from ..training.figures import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    for arm, points in curves.items():
+        h, d, s = (np.array(v) for v in zip(*points))
+        ax.errorbar(h * 100, d, yerr=s, marker="o", capsize=3, label=arm)
+    ax.set_xlabel("input hidden (%)")
+    ax.set_ylabel("Dice")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title or "robustness to occlusion (held-out cases)")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("baseline", "masksup"), n_cases: int = 4,
+                 checkpoint: str = "final") -> Path | None:
+    """Image | truth | each arm's mask on the same held-out cases (seed of the first common run): the cases
+    where the second arm gains most and loses most against the first. ``None`` when the arms share no case."""
+    from ..inference.evaluation import _binarise_label
+    from matplotlib.colors import ListedColormap
+
+    from ..training.figures import plt, save_figure
+    from ..checkpoint import load_network as load_checkpoint
+    from ..inference.predictor import Predictor
+    from ..io import read_case
+    from ..io.overlay import _display_rgb
+
+    results = [r for r in results if Path(r["checkpoints"][checkpoint]).is_file()]  # committed studies keep no weights
+    scores = per_case_scores(results, checkpoint)
+    if not all(a in scores for a in arms):
+        return None
+    common = sorted(set.intersection(*(set(scores[a]) for a in arms)))
+    if not common:
+        return None
+    seed = common[0][0]
+    keys = [k for k in common if k[0] == seed]
+    keys.sort(key=lambda k: scores[arms[-1]][k]["dice"] - scores[arms[0]][k]["dice"])
+    chosen = list(dict.fromkeys(keys[-(n_cases // 2 or 1):][::-1] + keys[: n_cases - n_cases // 2]))[:n_cases]
+    by_run = {(r["arm"], int(r["seed"]), int(r["fold"])): r for r in results}
+    fig, axes = plt.subplots(len(chosen), 2 + len(arms), figsize=(3.0 * (2 + len(arms)), 2.6 * len(chosen)), squeeze=False)
+    predictors: dict = {}
+    for row, key in enumerate(chosen):
+        fold = scores[arms[0]][key]["fold"]
+        item_csv = _read_csv(by_run[(arms[0], seed, fold)]["eval"][checkpoint]["per_case_csv"])
+        item = next(r for r in item_csv if r["case"] == key[1])
+        case = read_case(item["image"])
+        rgb = _display_rgb(case.image)
+        panels = [("image", None), ("truth", None)] + [(arm, None) for arm in arms]
+        for col, (name, _) in enumerate(panels):
+            ax = axes[row][col]
+            ax.axis("off")
+            if name == "image":
+                ax.imshow(rgb)
+                ax.set_title(key[1], fontsize=8)
+                continue
+            if name == "truth":
+                network_record = load_checkpoint(by_run[(arms[0], seed, fold)]["checkpoints"][checkpoint])[1]
+                mask = _binarise_label(read_case(item["label"]).image, network_record.label_threshold)
+                title = "truth"
+            else:
+                run = by_run[(name, seed, fold)]
+                if run["key"] not in predictors:
+                    network, record = load_checkpoint(run["checkpoints"][checkpoint])
+                    predictors[run["key"]] = Predictor(network, record)
+                mask = predictors[run["key"]].segment(case.image)[0]
+                title = f"{name}: Dice {scores[name][key]['dice']:.3f}"
+            ax.imshow(rgb)
+            ax.imshow(np.ma.masked_where(~mask.T.astype(bool), mask.T), cmap=ListedColormap(["red"]), alpha=0.45)
+            ax.set_title(title, fontsize=8)
+    fig.suptitle(f"held-out cases where {arms[-1]} gains most (top) and loses most (bottom) against {arms[0]}; "
+                 "red = foreground", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str = "") -> dict[str, Path]:
+    """All tables and figures of a study under ``out_dir``; returns their paths (``summary.md`` first)."""
+    from ..io.atomic import write_csv, write_text
+
+    out_dir = Path(out_dir)
+    summary = [row for kind in CHECKPOINT_KINDS for row in arm_summary(results, kind)]
+    paired = [row for kind in CHECKPOINT_KINDS for row in paired_against_reference(results, kind)]
+    curves = robustness_curves(results)
+    paths = {"summary_md": write_text(out_dir / "summary.md", markdown(summary, paired, curves, title))}
+    if summary:
+        paths["summary_csv"] = write_csv(out_dir / "summary.csv", summary, list(summary[0]))
+        paths["bars"] = bar_chart(summary, out_dir / "bars.png", title)
+    if paired:
+        paths["paired_csv"] = write_csv(out_dir / "paired.csv", paired, list(paired[0]))
+    if curves:
+        paths["robustness"] = robustness_chart(curves, out_dir / "robustness.png", title)
+    cases = side_by_side(results, out_dir / "cases.png")
+    if cases is not None:
+        paths["cases"] = cases
+    return paths

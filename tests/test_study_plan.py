@@ -1,0 +1,72 @@
+"""Study plans and statistics: the grid, equal compute, refusing incomparable resumes; bootstrap and Wilcoxon."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from medseg_masksup.errors import UserError
+from medseg_masksup.study.plan import StudyPlan, check_resumable, parse_overrides
+from medseg_masksup.study.statistics import bootstrap_ci, paired_difference
+
+
+def test_runs_are_ordered_fold_by_fold_with_equal_compute_arm():
+    plan = StudyPlan(name="s", datalist="d.json", epochs=10, arms=["baseline", "masksup", "baseline-2x"],
+                     seeds=[0, 1], folds=[0, 1])
+    runs = list(plan.runs())
+    assert [r.key for r in runs[:3]] == ["baseline-s0-f0", "masksup-s0-f0", "baseline-2x-s0-f0"]
+    assert len(runs) == 12
+    epochs = {r.arm.name: r.epochs for r in runs}
+    assert epochs == {"baseline": 10, "masksup": 10, "baseline-2x": 20}
+    assert {r.arm.method for r in runs if r.arm.name == "baseline-2x"} == {"baseline"}
+
+
+def test_bad_plans_are_refused():
+    with pytest.raises(UserError, match="unknown arm"):
+        StudyPlan(name="s", datalist="d", epochs=1, arms=["magic"])
+    with pytest.raises(UserError, match="sets method, seed itself"):
+        StudyPlan(name="s", datalist="d", epochs=1, overrides={"seed": 3, "method": "x"})
+    with pytest.raises(UserError, match="positive integer"):
+        StudyPlan(name="s", datalist="d", epochs=0)
+
+
+def test_resuming_needs_the_same_training_settings(tmp_path):
+    saved = StudyPlan(name="s", datalist="d.json", epochs=10, overrides={"lr": 0.001})
+    saved.save(tmp_path / "study.json")
+    loaded = StudyPlan.load(tmp_path / "study.json")
+    check_resumable(loaded, StudyPlan(name="s", datalist="d.json", epochs=10, overrides={"lr": 0.001}, seeds=[0, 1]),
+                    tmp_path / "study.json")
+    with pytest.raises(UserError, match=r"other settings \(epochs: 10 -> 20"):
+        check_resumable(loaded, StudyPlan(name="s", datalist="d.json", epochs=20, overrides={"lr": 0.001}),
+                        tmp_path / "study.json")
+
+
+def test_overrides_parse_json_values():
+    assert parse_overrides(["lr=0.001", "img_size=[64,64]", "seg_loss=dicece", "amp=false"]) == {
+        "lr": 0.001, "img_size": [64, 64], "seg_loss": "dicece", "amp": False}
+    with pytest.raises(UserError, match="key=value"):
+        parse_overrides(["lr"])
+
+
+def test_bootstrap_ci_covers_the_mean_and_narrows_with_more_cases():
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(0.8, 0.1, 20), rng.normal(0.8, 0.1, 2000)
+    lo_s, hi_s = bootstrap_ci(small)
+    lo_l, hi_l = bootstrap_ci(large)
+    assert lo_s < small.mean() < hi_s and lo_l < large.mean() < hi_l
+    assert (hi_l - lo_l) < (hi_s - lo_s) / 4
+    assert all(math.isnan(v) for v in bootstrap_ci(np.array([0.5])))
+
+
+def test_paired_difference_detects_a_consistent_gain_and_not_noise():
+    rng = np.random.default_rng(1)
+    reference = rng.uniform(0.6, 0.9, 40)
+    better = paired_difference(reference + 0.03 + rng.normal(0, 0.005, 40), reference)
+    assert better.mean == pytest.approx(0.03, abs=0.003) and better.ci_low > 0 and better.p_wilcoxon < 1e-6
+    assert better.wins == 40 and better.losses == 0
+    noise = paired_difference(reference + rng.normal(0, 0.02, 40), reference)
+    assert noise.ci_low < 0 < noise.ci_high and noise.p_wilcoxon > 0.01
+    with pytest.raises(ValueError, match="differ in shape"):
+        paired_difference(reference[:3], reference)

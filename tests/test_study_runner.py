@@ -1,0 +1,61 @@
+"""``medseg-masksup compare`` end to end on tiny data: 2 arms, 1 epoch; a second call skips finished runs."""
+
+from __future__ import annotations
+
+import json
+
+from medseg_masksup.commands.compare import main as compare
+from medseg_masksup.study.runner import load_results
+
+
+def test_study_runs_evaluates_reports_and_resumes(tmp_path, capsys, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from medseg_masksup.data.synthetic import ensure_synthetic_dataset
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    datalist = ensure_synthetic_dataset(tmp_path / "data", n_cases=10, size=32)
+    study = tmp_path / "study"
+    args = ["--datalist", str(datalist), "--output_dir", str(study), "--arms", "baseline", "masksup", "--epochs", "1",
+            "--set", "img_size=[32,32]", "batch_size=4", "--name", "tiny"]
+    assert compare(args) == 0
+    results = load_results(study)
+    assert sorted(r["key"] for r in results) == ["baseline-s0-f0", "masksup-s0-f0"]
+    for result in results:
+        for which in ("best", "final"):
+            metrics = result["eval"][which]["metrics"]
+            assert metrics["dice"]["n"] == 2 and 0.0 <= metrics["dice"]["mean"] <= 1.0
+    report = study / "report"
+    for name in ("summary.md", "summary.csv", "paired.csv", "bars.png", "robustness.png", "cases.png"):
+        assert (report / name).is_file(), name
+    assert "| masksup | final | 1 | 2 |" in (report / "summary.md").read_text()
+
+    client = MlflowClient(f"sqlite:///{study / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.study = 'tiny'")
+    training = {r.info.run_name: r for r in runs if r.data.tags.get("kind") is None}
+    assert set(training) == {"baseline-s0-f0", "masksup-s0-f0"}
+    assert training["masksup-s0-f0"].data.tags["arm"] == "masksup" and training["masksup-s0-f0"].data.tags["fold"] == "0"
+    evaluations = [r for r in runs if r.data.tags.get("kind") == "evaluation"]
+    assert len(evaluations) == 4 and all(r.data.tags["mlflow.parentRunId"] for r in evaluations)
+
+    # resume: finished runs are skipped; a run whose evaluation was lost is only evaluated again
+    log = study / "runs" / "baseline-s0-f0" / "train.log"
+    trained = log.read_text()
+    (study / "runs" / "masksup-s0-f0" / "result.json").unlink()
+    capsys.readouterr()
+    assert compare(args) == 0
+    out = capsys.readouterr().out
+    assert "2 runs, 1 already done, 1 to run" in out
+    assert log.read_text() == trained
+    assert json.loads((study / "runs" / "masksup-s0-f0" / "result.json").read_text())["key"] == "masksup-s0-f0"
+    assert len(list((study / "runs" / "masksup-s0-f0" / "train").glob("*/masksup/*/summary.json"))) == 1
+
+
+def test_changed_settings_are_refused(tmp_path, capsys):
+    from medseg_masksup.study.plan import StudyPlan
+
+    (tmp_path / "d.json").write_text("{}")
+    StudyPlan(name="s", datalist=str(tmp_path / "d.json"), epochs=5).save(tmp_path / "study.json")
+    code = compare(["--datalist", str(tmp_path / "d.json"), "--output_dir", str(tmp_path), "--epochs", "6"])
+    assert code == 2
+    assert "holds a study with other settings (epochs: 5 -> 6" in capsys.readouterr().err
