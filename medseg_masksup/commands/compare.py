@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, required=True, help="epochs of every arm (baseline-2x: twice this)")
     p.add_argument("--config_file", nargs="*", default=[],
                    help="extra bundle files merged over train.json, e.g. bundles/masksup/presets/glas.json")
+    p.add_argument("--preset", default=None, help="a dataset preset of the bundle (glas, kvasir, ph2, isic2018, cvc), "
+                   "merged before --config_file")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="bundle overrides for every run, e.g. batch_size=8")
     p.add_argument("--eval_split", default="auto", choices=("auto", "test", "validation", "heldout"),
                    help="split scored after training (auto: labelled test, else validation, else the held-out fold)")
@@ -52,6 +54,10 @@ def _compare(args: argparse.Namespace) -> int:
     from medseg_masksup.study.runner import load_results, run_study
 
     out = Path(args.output_dir)
+    if args.preset:
+        from medseg_masksup.bundle_files import bundle_file
+
+        args.config_file = [str(bundle_file(f"presets/{args.preset}.json")), *args.config_file]
     plan = StudyPlan(name=args.name or out.resolve().name, datalist=args.datalist, epochs=args.epochs, arms=args.arms,
                      seeds=args.seeds, folds=args.folds, config_files=args.config_file,
                      overrides=parse_overrides(args.set), eval_split=args.eval_split)

@@ -28,20 +28,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..bundle_files import bundle_file
 from ..errors import UserError
 from .plan import RunSpec, StudyPlan, check_resumable
 
 PLAN_FILE = "study.json"
 RESULT_FILE = "result.json"
 CHECKPOINTS = {"best": "model.pt", "final": "last.pt"}
-
-
-def bundle_file(name: str) -> Path:
-    """A file of the MaskSup bundle (``train.json`` ...)."""
-    path = Path(__file__).resolve().parents[2] / "bundles" / "masksup" / name
-    if not path.is_file():
-        raise UserError(f"bundle file not found: {path}")
-    return path
 
 
 def tracking_uri(study_dir: Path) -> str:
