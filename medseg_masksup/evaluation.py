@@ -148,12 +148,6 @@ def load_items(datalist: str | Path, split: str = "auto", record: TrainingRecord
 # ----------------------------------------------------------------------------- MLflow
 
 
-def _artifact_location(tracking_uri: str) -> str | None:
-    if tracking_uri.startswith("sqlite:///"):
-        return (Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
-    return None
-
-
 def log_run(
     tracking_uri: str,
     record: TrainingRecord,
@@ -172,11 +166,13 @@ def log_run(
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
+    from .portable_store import create_experiment, rebase_artifacts
+
     client = MlflowClient(tracking_uri=tracking_uri)
+    rebase_artifacts(tracking_uri)
     experiment_name = record.mlflow_experiment or f"masksup-{record.dataset or 'evaluation'}"
     experiment = client.get_experiment_by_name(experiment_name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
-        experiment_name, artifact_location=_artifact_location(tracking_uri))
+    experiment_id = experiment.experiment_id if experiment else create_experiment(client, experiment_name)
     all_tags = {"training_run_id": training_run or "unknown", **(tags or {})}
     if training_run:
         try:

@@ -45,14 +45,28 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     return path
 
 
+TRUTH_COLOUR = (0.0, 1.0, 0.0)
+PREDICTION_COLOUR = (1.0, 0.0, 0.0)
+
+
+def colour_key(fig, extra: Sequence[tuple[str, Sequence[float]]] = ()) -> None:
+    """The legend of the tints, under the panels: green = ground truth, red = prediction."""
+    from matplotlib.patches import Patch
+
+    entries = [("ground truth", TRUTH_COLOUR), ("prediction", PREDICTION_COLOUR), *extra]
+    fig.legend(handles=[Patch(color=c, alpha=0.6, label=n) for n, c in entries], loc="lower center",
+               ncol=len(entries), frameon=False, fontsize=9, bbox_to_anchor=(0.5, -0.04))
+
+
 def overlay_panel(image, masked_image, label, pred, path, title: str = "", dice: float | None = None) -> Path:
-    """One case: image | masked input | ground truth | prediction (green = truth, red = prediction)."""
+    """One case: image | masked input | ground truth | prediction, with the colour key
+    (green = truth, red = prediction)."""
     rgb = to_display(image)
     panels = [
         ("image", rgb),
         ("masked input (MaskSup branch)", to_display(masked_image) if masked_image is not None else rgb * 0),
-        ("ground truth", _tint(rgb, mask_to_display(label), (0, 1, 0))),
-        ("prediction" + (f" (Dice {dice:.3f})" if dice is not None else ""), _tint(rgb, mask_to_display(pred), (1, 0, 0))),
+        ("ground truth", _tint(rgb, mask_to_display(label), TRUTH_COLOUR)),
+        ("prediction" + (f" (Dice {dice:.3f})" if dice is not None else ""), _tint(rgb, mask_to_display(pred), PREDICTION_COLOUR)),
     ]
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
     for ax, (name, img) in zip(axes, panels):
@@ -61,6 +75,7 @@ def overlay_panel(image, masked_image, label, pred, path, title: str = "", dice:
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=11)
+    colour_key(fig)
     return save_figure(fig, path)
 
 
