@@ -104,3 +104,28 @@ def learning_curves(history: Sequence[Mapping[str, float]], path, title: str = "
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def case_overlay(image_rgb: np.ndarray, label: np.ndarray, pred: np.ndarray, path, title: str = "") -> Path:
+    """One evaluated case at its native size: image | ground truth | prediction | both, with the colour key.
+
+    ``image_rgb`` is ``(H, W, 3)`` uint8 or floats in [0, 1]; ``label`` and ``pred`` are ``(H, W)`` masks.
+    """
+    rgb = np.asarray(image_rgb, dtype=np.float32)
+    rgb = rgb / 255.0 if rgb.max() > 1.0 else rgb
+    truth, predicted = np.asarray(label, dtype=bool), np.asarray(pred, dtype=bool)
+    panels = [
+        ("image", rgb),
+        ("ground truth", _tint(rgb, truth, TRUTH_COLOUR)),
+        ("prediction", _tint(rgb, predicted, PREDICTION_COLOUR)),
+        ("both", _tint(_tint(rgb, truth, TRUTH_COLOUR), predicted, PREDICTION_COLOUR)),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.8))
+    for ax, (name, img) in zip(axes, panels):
+        ax.imshow(img)
+        ax.set_title(name, fontsize=10)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    colour_key(fig)
+    return save_figure(fig, path)

@@ -1,4 +1,5 @@
-"""``medseg-masksup evaluate``: score a checkpoint on a labelled datalist (per-case CSV, mean ± std, MLflow).
+"""``medseg-masksup evaluate``: score a checkpoint on a labelled datalist (per-case CSV and MLflow table,
+mean ± std with median and IQR, overlays of the worst cases, an MLflow run nested under the training run).
 
 Same as ``python -m monai.bundle run --config_file bundles/masksup/evaluate.json --ckpt ... --datalist ...``.
 Exit status: 0 on success, 1 when no case could be evaluated, 2 when the run could not start.
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fill_holes", action="store_true", help="fill holes inside the mask")
     p.add_argument("--mode", choices=("resize", "sliding"), default="resize", help="as for infer")
     p.add_argument("--intensity_window", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None, help="as for infer")
+    p.add_argument("--worst_cases", type=int, default=4, help="overlay images of the N lowest-Dice cases (0: none)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
@@ -45,5 +47,5 @@ def _evaluate(args: argparse.Namespace) -> None:
         ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, split=args.split, tta=args.tta,
         threshold=args.threshold, keep_largest=args.keep_largest, fill_holes=args.fill_holes, mode=args.mode,
         intensity_window=args.intensity_window, tracking_uri=args.tracking_uri, run_name=args.run_name,
-        device=args.device, progress=not args.no_progress,
+        device=args.device, progress=not args.no_progress, worst_cases=args.worst_cases,
     )
