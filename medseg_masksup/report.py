@@ -17,7 +17,7 @@ from .io.atomic import write_json
 from .masking import MaskGenerator
 from .record import TrainingRecord
 from .threshold_baseline import dice, threshold_dice
-from .tracking import MLflowRunHandler
+from .tracking import MLflowRunHandler, training_view_url
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
@@ -175,7 +175,9 @@ class TrainingReport:
         print(
             f"\nMaskSup[{self.record.method}] best val Dice {summary['best_val_dice']:.4f} (epoch {summary['best_epoch']}), "
             f"threshold floor {self.threshold_dice:.4f}\n  checkpoint: {self.checkpoint_path}\n  report:     {self.run_dir}\n"
-            f"  MLflow:     mlflow ui --backend-store-uri {self.mlflow.client.tracking_uri if self.mlflow else '-'}",
+            f"  MLflow:     mlflow ui --backend-store-uri {self.mlflow.client.tracking_uri if self.mlflow else '-'}"
+            + (f"\n              then open {training_view_url(self.mlflow.experiment.experiment_id)}"
+               if self.mlflow is not None and self.mlflow.experiment is not None else ""),
             flush=True,
         )
 

@@ -15,6 +15,13 @@ def sqlite_uri(path: str) -> str:
     return "sqlite:///" + os.path.abspath(path)
 
 
+def training_view_url(experiment_id: str, server: str = "http://127.0.0.1:5000") -> str:
+    """The experiment's runs in the MLflow UI's model-training view. MLflow 3.17's UI picks the view from
+    the ``workflowType`` URL parameter or the browser's last choice (GenAI by default), not from the
+    experiment's ``mlflow.experimentKind`` tag, so links we print carry the parameter."""
+    return f"{server}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 class MLflowRunHandler(MLFlowHandler):
     """MLFlowHandler that opens a *new* run (or resumes ``run_id``) instead of adopting any unfinished run.
 
