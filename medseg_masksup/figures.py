@@ -68,8 +68,13 @@ def overlay_panel(image, masked_image, label, pred, path, title: str = "", dice:
         ("ground truth", _tint(rgb, mask_to_display(label), TRUTH_COLOUR)),
         ("prediction" + (f" (Dice {dice:.3f})" if dice is not None else ""), _tint(rgb, mask_to_display(pred), PREDICTION_COLOUR)),
     ]
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
-    for ax, (name, img) in zip(axes, panels):
+    return panel_row(panels, path, title, height=3.6)
+
+
+def panel_row(panels: Sequence[tuple[str, np.ndarray]], path, title: str = "", height: float = 3.8) -> Path:
+    """Titled images in one row, with the colour key underneath, saved to ``path``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(13, height))
+    for ax, (name, img) in zip(np.atleast_1d(axes), panels):
         ax.imshow(img)
         ax.set_title(name, fontsize=10)
         ax.axis("off")
@@ -120,12 +125,4 @@ def case_overlay(image_rgb: np.ndarray, label: np.ndarray, pred: np.ndarray, pat
         ("prediction", _tint(rgb, predicted, PREDICTION_COLOUR)),
         ("both", _tint(_tint(rgb, truth, TRUTH_COLOUR), predicted, PREDICTION_COLOUR)),
     ]
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.8))
-    for ax, (name, img) in zip(axes, panels):
-        ax.imshow(img)
-        ax.set_title(name, fontsize=10)
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=11)
-    colour_key(fig)
-    return save_figure(fig, path)
+    return panel_row(panels, path, title)

@@ -10,27 +10,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
 import pytest
 
 from medseg_masksup.tracking import sqlite_uri, training_view_url
+from server_fixtures import free_port, loopback_server
 from test_bundle_training import run_bundle
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -59,32 +50,13 @@ def ui(tmp_path_factory):
     run_bundle(out)
     run_bundle(out, "--method", "baseline")
     uri = sqlite_uri(str(out / "mlflow.db"))
-    port = _free_port()
-    log = open(out / "ui.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "-h", "127.0.0.1",
-                               "-p", str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if server.poll() is not None:
-                pytest.fail(f"mlflow ui exited: {(out / 'ui.log').read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "-h", "127.0.0.1", "-p", str(port)]
+    with loopback_server(cmd, port, "/health", out / "ui.log") as base:
         client = mlflow.MlflowClient(uri)
         experiment = client.get_experiment_by_name("masksup-synthetic-glands")
         runs = {r.info.run_name: r.info.run_id for r in client.search_runs([experiment.experiment_id])}
         yield base, experiment.experiment_id, runs
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
 
 
 def _open(driver, url: str, expect: list[str], name: str, timeout: float = 60.0) -> str:

@@ -101,46 +101,22 @@ def test_model_loads_and_predicts_without_this_package_or_monai(logged):
     assert proc.stdout.strip().endswith("(2, 1, 32, 32)")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_mlflow_models_serve_answers_on_loopback(logged):
     """``mlflow models serve --env-manager local`` on the logged model: /invocations returns logits."""
     import json
-    import signal
-    import time
     import urllib.request
 
+    from server_fixtures import free_port, loopback_server
+
     tmp, uri, _, _, _, info, net = logged
-    port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
+    port = free_port()
     cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", info.model_uri, "--env-manager", "local",
            "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
-    log = open(tmp / "serve.log", "w")
-    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(240):
-            if server.poll() is not None:
-                pytest.fail(f"mlflow models serve exited: {(tmp / 'serve.log').read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"{base}/ping", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with loopback_server(cmd, port, "/ping", tmp / "serve.log", env={"MLFLOW_TRACKING_URI": uri}) as base:
         request = urllib.request.Request(f"{base}/invocations", data=json.dumps({"inputs": x.tolist()}).encode(),
                                          headers={"Content-Type": "application/json"})
         predictions = np.asarray(json.load(urllib.request.urlopen(request, timeout=60))["predictions"], np.float32)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        log.close()
     assert predictions.shape == (2, 1, 32, 32)
     with torch.no_grad():
         np.testing.assert_allclose(predictions, net(torch.from_numpy(x)).numpy(), atol=1e-4)
