@@ -8,6 +8,7 @@ import sys
 
 import mlflow
 import mlflow.pytorch
+import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigParser
@@ -91,14 +92,29 @@ def test_baseline_and_masksup_sit_side_by_side_in_one_experiment(two_runs):
             history = client.get_metric_history(run.info.run_id, key)
             assert [m.step for m in history] == [1], key
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"figures", "checkpoints", "config", "mlflow_model"} <= artifacts
-        figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
-        assert "figures/learning_curves.png" in figures
-        assert any(p.startswith("figures/overlay_") for p in figures)
+        assert {"checkpoints", "config", "learning_curves.png"} <= artifacts  # figures top level: compare view
+        assert any(p.startswith("overlay_") and p.endswith(".png") for p in artifacts)
         assert {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")} == {"checkpoints/model.pt"}
         config = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
         assert {"config/train.json", "config/training_record.json"} <= config
     assert runs["baseline"].data.params["beta"] == "0.0" and runs["baseline"].data.params["gamma"] == "0.0"
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI's model-training view
+    # both runs list the same training and validation datalists, fingerprinted
+    for run in runs.values():
+        inputs = {i.dataset.name: (i.dataset.digest, [t.value for t in i.tags]) for i in run.inputs.dataset_inputs}
+        assert set(inputs) == {"synthetic-glands-training", "synthetic-glands-validation"}
+        assert inputs["synthetic-glands-training"][1] == ["training"]
+        assert all(digest.split(":")[0].isdigit() for digest, _ in inputs.values())
+        assert int(inputs["synthetic-glands-training"][0].split(":")[0]) + int(inputs["synthetic-glands-validation"][0].split(":")[0]) == 20
+    # each run logged its best backbone as an MLflow LoggedModel that pyfunc runs on an ndarray
+    mlflow.set_tracking_uri(sqlite_uri(str(out / "mlflow.db")))
+    try:
+        models = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
+        assert sorted(m.source_run_id for m in models) == sorted(r.info.run_id for r in runs.values())
+        logits = mlflow.pyfunc.load_model(runs["masksup"].data.tags["mlflow_model"]).predict(np.zeros((2, 3, 32, 32), np.float32))
+        assert logits.shape == (2, 1, 32, 32)
+    finally:
+        mlflow.set_tracking_uri(None)
     # the MLflow model is the bare backbone of the best checkpoint
     mlflow.set_tracking_uri(sqlite_uri(str(out / "mlflow.db")))
     try:

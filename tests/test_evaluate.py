@@ -12,7 +12,9 @@ from infer_fixtures import bright_checkpoint, shared_experiment, shared_tracking
 
 from medseg_masksup.commands import evaluate as evaluate_cmd
 from medseg_masksup.data.datalist import load_items
-from medseg_masksup.inference.evaluation import case_metrics, default_tracking_uri, evaluate_checkpoint, summarise
+from medseg_masksup.inference.evaluation import case_metrics, default_tracking_uri, evaluate_checkpoint, hd95_unit, summarise
+from medseg_masksup.inference.mlflow_model import using_tracking_uri
+from medseg_masksup.inference.worst_cases import WorstCases
 from medseg_masksup.io import UserError
 from medseg_masksup.record import TrainingRecord
 
@@ -62,8 +64,36 @@ def test_empty_mask_conventions():
 def test_summary_is_mean_and_population_std_over_defined_values():
     rows = [{"dice": 0.5, "hd95": math.nan}, {"dice": 1.0, "hd95": 2.0}, {"dice": 0.0, "hd95": 4.0}]
     s = summarise(rows, ("dice", "hd95"))
-    assert s["dice"] == pytest.approx({"mean": 0.5, "std": math.sqrt(1 / 6), "n": 3})
-    assert s["hd95"] == pytest.approx({"mean": 3.0, "std": 1.0, "n": 2})
+    assert s["dice"] == pytest.approx({"mean": 0.5, "std": math.sqrt(1 / 6), "n": 3, "median": 0.5, "q1": 0.25, "q3": 0.75, "iqr": 0.5})
+    assert s["hd95"] == pytest.approx({"mean": 3.0, "std": 1.0, "n": 2, "median": 3.0, "q1": 2.5, "q3": 3.5, "iqr": 1.0})
+
+
+def test_median_and_iqr_resist_one_outlier():
+    rows = [{"hd95": v} for v in (1.0, 2.0, 3.0, 4.0, 400.0)]
+    s = summarise(rows, ("hd95",))["hd95"]
+    assert s["mean"] > 80 and s["median"] == 3.0 and s["iqr"] == 2.0
+
+
+def test_hd95_unit_is_stated_and_mixed_units_are_flagged():
+    assert hd95_unit([{"hd95_unit": "mm"}, {"hd95_unit": "mm"}]) == "mm"
+    assert hd95_unit([{"hd95_unit": "px"}]) == "px"
+    assert hd95_unit([{"hd95_unit": "mm"}, {"hd95_unit": "px"}]) == "mm/px (mixed)"
+
+
+def test_worst_cases_keeps_the_lowest_dice_and_draws_them(tmp_path):
+    worst = WorstCases(2)
+    image = np.zeros((3, 12, 10), np.float32)
+    mask = np.zeros((12, 10), bool)
+    mask[2:5, 3:6] = True
+    for name, dice in (("a", 0.9), ("b", 0.1), ("c", float("nan")), ("d", 0.5), ("e", 0.95)):
+        worst.add(name, dice, image, mask, ~mask)
+    assert [(d, n) for d, n, *_ in worst.kept] == [(0.1, "b"), (0.5, "d")]
+    paths = worst.write(tmp_path, prefix="worst")
+    assert [p.name for p in paths] == ["worst_1_b.png", "worst_2_d.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    volume = WorstCases(1)
+    volume.add("vol/1", 0.2, np.zeros((1, 8, 8, 5), np.float32), np.ones((8, 8, 5), bool), np.zeros((8, 8, 5), bool))
+    assert [p.name for p in volume.write(tmp_path / "v")] == ["worst_1_vol_1.png"]
 
 
 def test_split_choice(tmp_path):
@@ -124,6 +154,22 @@ def test_evaluate_checkpoint_end_to_end(tmp_path):
     assert run.data.tags["training_run_id"] == training_run and run.data.tags["mlflow.parentRunId"] == training_run
     assert run.data.params["training_run_id"] == training_run and run.data.params["img_size"] == "[32, 32]"
     assert run.data.metrics["eval_dice_mean"] == pytest.approx(summary["metrics"]["dice"]["mean"])
+    assert run.data.metrics["eval_dice_median"] == pytest.approx(float(np.median(dices)), abs=1e-5)
+    assert run.data.params["hd95_unit"] == summary["units"]["hd95"] == "px"  # PNGs have no spacing
+    # per-case values are a table, not a metric over "step = case index"
+    assert not [k for k in run.data.metrics if k.startswith("case_")]
+    artifacts = {a.path for a in client.list_artifacts(report.mlflow_run_id)}
+    assert {"per_case.json", "per_case.csv", "summary.json"} <= artifacts
+    with using_tracking_uri(uri):  # load_table searches runs through MLflow's fluent API
+        table = client.load_table(experiment_id, "per_case.json", run_ids=[report.mlflow_run_id])
+    assert list(table["case"]) == ["case0", "case1", "case2", "case3"]
+    # the worst cases (lowest Dice first) as overlay images, in the folder and in the run
+    worst = sorted(rows[:3], key=lambda r: float(r["dice"]))
+    assert summary["worst_cases"] == [f"worst_{i}_{r['case']}.png" for i, r in enumerate(worst, start=1)]
+    assert set(summary["worst_cases"]) <= artifacts
+    assert all((tmp_path / "eval" / "worst_cases" / name).is_file() for name in summary["worst_cases"])
+    screen = "\n".join(report.lines())
+    assert "hd95 (px)" in screen and "median" in screen and "IQR" in screen
 
 
 def test_evaluate_bundle_and_command_errors(tmp_path, capsys):

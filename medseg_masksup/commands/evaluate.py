@@ -1,4 +1,5 @@
-"""``medseg-masksup evaluate``: score a checkpoint on a labelled datalist (per-case CSV, mean ± std, MLflow).
+"""``medseg-masksup evaluate``: score a checkpoint on a labelled datalist (per-case CSV and MLflow table,
+mean ± std with median and IQR, overlays of the worst cases, an MLflow run nested under the training run).
 
 Same as ``python -m monai.bundle run --config_file bundles/masksup/evaluate.json --ckpt ... --datalist ...``.
 Exit status: 0 on success, 1 when no case could be evaluated, 2 when the run could not start.
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run_name", default=None, help="MLflow run name (default evaluate-<method>-<split>)")
     add_inference_arguments(p, ("tta", "threshold", "keep_largest", "fill_holes", "mode", "intensity_window", "batch_size",
                                 "device", "progress"))
+    p.add_argument("--worst_cases", type=int, default=4, help="overlay images of the N lowest-Dice cases (0: none)")
     return p
 
 
@@ -39,4 +41,5 @@ def _evaluate(args: argparse.Namespace) -> None:
     from medseg_masksup.inference.evaluation import evaluate_checkpoint
 
     evaluate_checkpoint(ckpt=args.ckpt, datalist=args.datalist, output_dir=args.output_dir, split=args.split,
-                        options=options_from_args(args), tracking_uri=args.tracking_uri, run_name=args.run_name)
+                        options=options_from_args(args), tracking_uri=args.tracking_uri, run_name=args.run_name,
+                        worst_cases=args.worst_cases)

@@ -32,6 +32,7 @@ from ..errors import NothingProcessedError, UserError
 from ..record import TrainingRecord
 from ..data.datalist import load_items
 from .options import InferenceOptions
+from .worst_cases import WorstCases
 
 METRICS = ("dice", "iou", "hd95", "precision", "recall")
 
@@ -70,7 +71,8 @@ def case_metrics(pred: np.ndarray, label: np.ndarray, spacing: Sequence[float] |
 
 
 def summarise(rows: list[dict[str, Any]], metrics: Sequence[str] = METRICS) -> dict[str, dict[str, float]]:
-    """``{metric: {"mean", "std", "n"}}`` over the finite values of the rows (population std)."""
+    """``{metric: {"mean", "std", "median", "q1", "q3", "iqr", "n"}}`` over the finite values of the rows
+    (population std; quartiles by linear interpolation, numpy's default)."""
     out = {}
     for name in metrics:
         values = np.array([float(r[name]) for r in rows if r.get(name) not in (None, "")], dtype=float)
@@ -78,18 +80,26 @@ def summarise(rows: list[dict[str, Any]], metrics: Sequence[str] = METRICS) -> d
         out[name] = {
             "mean": float(values.mean()) if values.size else math.nan,
             "std": float(values.std()) if values.size else math.nan,
+            **_quartiles(values),
             "n": int(values.size),
         }
     return out
 
 
+def _quartiles(values: np.ndarray) -> dict[str, float]:
+    if not values.size:
+        return {"median": math.nan, "q1": math.nan, "q3": math.nan, "iqr": math.nan}
+    q1, median, q3 = (float(q) for q in np.percentile(values, [25, 50, 75]))
+    return {"median": median, "q1": q1, "q3": q3, "iqr": q3 - q1}
+
+
+def hd95_unit(rows: list[dict[str, Any]]) -> str:
+    """``mm`` or ``px`` when every case agrees, else ``mm/px (mixed)``."""
+    units = sorted({str(r.get("hd95_unit") or "px") for r in rows})
+    return units[0] if len(units) == 1 else "mm/px (mixed)"
+
+
 # ----------------------------------------------------------------------------- MLflow
-
-
-def _artifact_location(tracking_uri: str) -> str | None:
-    if tracking_uri.startswith("sqlite:///"):
-        return (Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
-    return None
 
 
 def log_run(
@@ -101,20 +111,24 @@ def log_run(
     metrics: list[tuple[str, float, int]],
     artifacts: Sequence[Path],
     tags: dict[str, str] | None = None,
+    tables: dict[str, list[dict[str, Any]]] | None = None,
 ) -> tuple[str, str]:
     """One finished MLflow run in the training run's experiment; returns (experiment name, run id).
 
     The run carries the training run id as tag and param ``training_run_id``; when that run is in
-    the same store, the new run is also filed under it (``mlflow.parentRunId``).
+    the same store, the new run is also filed under it (``mlflow.parentRunId``). ``tables`` are logged
+    with ``log_table`` (``{artifact file: rows}``), shown as tables in the run's artifacts and Evaluation tab.
     """
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
+    from ..training.portable_store import create_experiment, rebase_artifacts
+
     client = MlflowClient(tracking_uri=tracking_uri)
+    rebase_artifacts(tracking_uri)
     experiment_name = record.mlflow_experiment or f"masksup-{record.dataset or 'evaluation'}"
     experiment = client.get_experiment_by_name(experiment_name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
-        experiment_name, artifact_location=_artifact_location(tracking_uri))
+    experiment_id = experiment.experiment_id if experiment else create_experiment(client, experiment_name)
     all_tags = {"training_run_id": training_run or "unknown", **(tags or {})}
     if training_run:
         try:
@@ -133,11 +147,19 @@ def log_run(
             client.log_batch(run_id, metrics=finite[start : start + 900])
         for path in artifacts:
             client.log_artifact(run_id, str(path))
+        for artifact_file, rows in (tables or {}).items():
+            client.log_table(run_id, data=_table(rows), artifact_file=artifact_file)
         client.set_terminated(run_id, "FINISHED")
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
     return experiment_name, run_id
+
+
+def _table(rows: list[dict[str, Any]]):
+    import pandas as pd
+
+    return pd.DataFrame(rows).astype(object).where(lambda frame: frame.notna(), None)
 
 
 def default_tracking_uri(output_dir: str | Path, tracking_uri: str | None) -> str:
@@ -176,13 +198,20 @@ class EvaluationReport:
     per_case_csv: Path | None = None
     summary_json: Path | None = None
     mlflow_run_id: str = ""
+    units: dict[str, str] = field(default_factory=dict)
+    worst_figures: list[Path] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"error: {r['message']}" for r in self.rows if r["status"] != "ok"]
         ok = sum(1 for r in self.rows if r["status"] == "ok")
         out.append(f"evaluated {ok} of {len(self.rows)} cases ({self.split})")
+        out.append(f"  {'':<14} {'mean ± std':>17}  {'median':>8}  {'IQR (q1–q3)':>17}")
         for name, s in self.summary.items():
-            out.append(f"  {name:<9} {s['mean']:.4f} ± {s['std']:.4f}  (n={s['n']})")
+            label = f"{name} ({self.units[name]})" if name in self.units else name
+            out.append(f"  {label:<14} {s['mean']:>8.4f} ± {s['std']:<6.4f}  {s['median']:>8.4f}  "
+                       f"{s['q1']:>8.4f}–{s['q3']:<8.4f} (n={s['n']})")
+        if self.worst_figures:
+            out.append(f"worst cases ({len(self.worst_figures)}, lowest Dice first): {self.worst_figures[0].parent}")
         out.append(f"per-case table: {self.per_case_csv}")
         return out
 
@@ -206,10 +235,13 @@ def evaluate_checkpoint(
     run_name: str | None = None,
     verbose: bool = True,
     tags: dict[str, str] | None = None,
+    worst_cases: int = 4,
     **option_overrides: Any,
 ) -> EvaluationReport:
-    """Evaluate ``ckpt`` (one checkpoint, or several as an ensemble) on ``datalist``; writes ``per_case.csv``
-    and ``summary.json`` and logs to MLflow under the (first) checkpoint's training run.
+    """Evaluate ``ckpt`` (one checkpoint, or several as an ensemble) on ``datalist``; writes ``per_case.csv``,
+    ``summary.json`` and overlays of the ``worst_cases`` lowest-Dice cases (``worst_cases/``), and logs them to
+    an MLflow run nested under the (first) checkpoint's training run (per-case metrics as a table, summary
+    statistics as metrics).
 
     ``options`` (:class:`~medseg_masksup.inference.options.InferenceOptions`) with ``option_overrides``
     (``tta=True``, ``progress=False`` …) applied says how to predict.
@@ -228,6 +260,7 @@ def evaluate_checkpoint(
     out_root.mkdir(parents=True, exist_ok=True)
 
     report = EvaluationReport(split=chosen)
+    worst = WorstCases(int(worst_cases))
     for item in tqdm(items, desc="evaluate", unit="case", disable=not options.progress):
         name = str(item.get("id") or Path(item["image"]).name)
         row: dict[str, Any] = {"case": name, "image": item["image"], "label": item["label"], "status": "ok", "message": ""}
@@ -239,6 +272,7 @@ def evaluate_checkpoint(
             mask, _, _ = predictor.segment(image.image)
             row.update(case_metrics(mask, label, image.spacing))
             row.update(pred_px=int(mask.sum()), label_px=int(label.sum()), hd95_unit="mm" if image.spacing else "px")
+            worst.add(name, row["dice"], image.image, label, mask)
         except UserError as err:
             row.update(status="error", message=str(err))
         except Exception as err:  # noqa: BLE001 - reported per case with the file
@@ -248,22 +282,27 @@ def evaluate_checkpoint(
     if not ok_rows:
         raise NothingProcessedError(f"no case of {datalist} could be evaluated (first error: {report.rows[0]['message']})")
     report.summary = summarise(ok_rows)
+    report.units = {"hd95": hd95_unit(ok_rows)}
+    report.worst_figures = worst.write(out_root / "worst_cases")
     report.per_case_csv = write_csv(out_root / "per_case.csv", report.rows, CSV_COLUMNS)
     train_run = training_run_id(ckpt_path, record)
     uri = default_tracking_uri(out_root, tracking_uri)
     summary = {
         "checkpoint": checkpoint_names(ckpt), "datalist": str(datalist), "split": chosen, "n_cases": len(report.rows),
-        "n_evaluated": len(ok_rows), "metrics": report.summary, "training_run_id": train_run, "tracking_uri": uri,
+        "n_evaluated": len(ok_rows), "metrics": report.summary, "units": report.units,
+        "worst_cases": [p.name for p in report.worst_figures], "training_run_id": train_run, "tracking_uri": uri,
         "options": options.summary(predictor.threshold, predictor.mode),
         "training_record": record.state_dict(),
     }
     report.summary_json = write_json(out_root / "summary.json", summary)
-    metrics = [(f"eval_{k}_{stat}", v[stat], 0) for k, v in report.summary.items() for stat in ("mean", "std")]
-    metrics += [(f"case_{k}", r[k], i) for i, r in enumerate(ok_rows) for k in ("dice", "iou")]
+    # summary statistics only: per-case values go to the table (a metric over "step = case index" draws a meaningless line)
+    metrics = [(f"eval_{k}_{stat}", v[stat], 0) for k, v in report.summary.items() for stat in ("mean", "std", "median", "iqr")]
     _, report.mlflow_run_id = log_run(
         uri, record, train_run, run_name or f"evaluate-{record.method}-{chosen}",
-        params={"checkpoint": ckpt_path, "ensemble_size": len(networks), "datalist": datalist, "split": chosen, "n_cases": len(ok_rows), **summary["options"]},
-        metrics=metrics, artifacts=[report.per_case_csv, report.summary_json], tags={"kind": "evaluation", **(tags or {})},
+        params={"checkpoint": ckpt_path, "ensemble_size": len(networks), "datalist": datalist, "split": chosen,
+                "n_cases": len(ok_rows), "hd95_unit": report.units["hd95"], **summary["options"]},
+        metrics=metrics, artifacts=[report.per_case_csv, report.summary_json, *report.worst_figures],
+        tags={"kind": "evaluation", **(tags or {})}, tables={"per_case.json": report.rows},
     )
     summary["mlflow_run_id"] = report.mlflow_run_id
     write_json(out_root / "summary.json", summary)

@@ -22,7 +22,7 @@ def overlay_slice_index(mask: np.ndarray) -> int | None:
     return int(np.argmax(areas)) if areas.any() else mask.shape[-1] // 2
 
 
-def _display_rgb(image: np.ndarray) -> np.ndarray:
+def display_rgb(image: np.ndarray) -> np.ndarray:
     """``(C, x, y)`` → ``(y, x, 3)`` uint8, contrast stretched between the 0.5 and 99.5 percentiles."""
     channels = image[:3] if image.shape[0] >= 3 else np.repeat(image[:1], 3, axis=0)
     lo, hi = np.percentile(channels, [0.5, 99.5])
@@ -39,7 +39,7 @@ def write_overlay(case: Case, mask: np.ndarray, path: str | Path, alpha: float =
     plane = mask if index is None else mask[..., index]
     if image.ndim == 4:  # (C, x, y, 1)
         image, plane = image[..., 0], plane[..., 0]
-    rgb = _display_rgb(image).astype(np.float32)
+    rgb = display_rgb(image).astype(np.float32)
     fg = np.asarray(plane, dtype=bool).T
     rgb[fg] = (1 - alpha) * rgb[fg] + alpha * FILL
     out = rgb.astype(np.uint8)

@@ -46,22 +46,42 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+TRUTH_COLOUR = (0.0, 1.0, 0.0)
+PREDICTION_COLOUR = (1.0, 0.0, 0.0)
+
+
+def colour_key(fig, extra: Sequence[tuple[str, Sequence[float]]] = ()) -> None:
+    """The legend of the tints, under the panels: green = ground truth, red = prediction."""
+    from matplotlib.patches import Patch
+
+    entries = [("ground truth", TRUTH_COLOUR), ("prediction", PREDICTION_COLOUR), *extra]
+    fig.legend(handles=[Patch(color=c, alpha=0.6, label=n) for n, c in entries], loc="lower center",
+               ncol=len(entries), frameon=False, fontsize=9, bbox_to_anchor=(0.5, -0.04))
+
+
 def overlay_panel(image, masked_image, label, pred, path, title: str = "", dice: float | None = None) -> Path:
-    """One case: image | masked input | ground truth | prediction (green = truth, red = prediction)."""
+    """One case: image | masked input | ground truth | prediction, with the colour key
+    (green = truth, red = prediction)."""
     rgb = to_display(image)
     panels = [
         ("image", rgb),
         ("masked input (MaskSup branch)", to_display(masked_image) if masked_image is not None else rgb * 0),
-        ("ground truth", _tint(rgb, mask_to_display(label), (0, 1, 0))),
-        ("prediction" + (f" (Dice {dice:.3f})" if dice is not None else ""), _tint(rgb, mask_to_display(pred), (1, 0, 0))),
+        ("ground truth", _tint(rgb, mask_to_display(label), TRUTH_COLOUR)),
+        ("prediction" + (f" (Dice {dice:.3f})" if dice is not None else ""), _tint(rgb, mask_to_display(pred), PREDICTION_COLOUR)),
     ]
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
-    for ax, (name, img) in zip(axes, panels):
+    return panel_row(panels, path, title, height=3.6)
+
+
+def panel_row(panels: Sequence[tuple[str, np.ndarray]], path, title: str = "", height: float = 3.8) -> Path:
+    """Titled images in one row, with the colour key underneath, saved to ``path``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(13, height))
+    for ax, (name, img) in zip(np.atleast_1d(axes), panels):
         ax.imshow(img)
         ax.set_title(name, fontsize=10)
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=11)
+    colour_key(fig)
     return save_figure(fig, path)
 
 
@@ -90,3 +110,20 @@ def learning_curves(history: Sequence[Mapping[str, float]], path, title: str = "
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def case_overlay(image_rgb: np.ndarray, label: np.ndarray, pred: np.ndarray, path, title: str = "") -> Path:
+    """One evaluated case at its native size: image | ground truth | prediction | both, with the colour key.
+
+    ``image_rgb`` is ``(H, W, 3)`` uint8 or floats in [0, 1]; ``label`` and ``pred`` are ``(H, W)`` masks.
+    """
+    rgb = np.asarray(image_rgb, dtype=np.float32)
+    rgb = rgb / 255.0 if rgb.max() > 1.0 else rgb
+    truth, predicted = np.asarray(label, dtype=bool), np.asarray(pred, dtype=bool)
+    panels = [
+        ("image", rgb),
+        ("ground truth", _tint(rgb, truth, TRUTH_COLOUR)),
+        ("prediction", _tint(rgb, predicted, PREDICTION_COLOUR)),
+        ("both", _tint(_tint(rgb, truth, TRUTH_COLOUR), predicted, PREDICTION_COLOUR)),
+    ]
+    return panel_row(panels, path, title)

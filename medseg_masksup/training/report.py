@@ -18,7 +18,7 @@ from ..method.masking import MaskGenerator
 from ..data.preprocessing import make_inferer
 from ..record import TrainingRecord
 from .threshold_baseline import dice, threshold_dice
-from .tracking import MLflowRunHandler
+from .tracking import MLflowRunHandler, training_view_url
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
@@ -28,9 +28,10 @@ TRAIN_METRICS = ("train_loss", "train_loss_seg", "train_loss_masked", "train_los
 class TrainingReport:
     """Trainer handler that keeps the per-epoch history and, when training completes, writes
     ``learning_curves.png``, ``overlay_<id>.png`` (image | masked input | truth | prediction of the
-    best checkpoint), ``training_record.json`` and ``summary.json`` under ``run_dir``, and logs them,
-    the best checkpoint, the invoked config files and the best backbone as an MLflow model
-    (``mlflow_model/``) to the MLflow run of ``mlflow_handler``.
+    best checkpoint), ``training_record.json`` and ``summary.json`` under ``run_dir``, and logs them
+    (figures at the top level of the artifacts, where MLflow's compare view shows them side by side),
+    the best checkpoint, the invoked config files and the best backbone as an MLflow LoggedModel
+    (registered as ``register_model`` when given) to the MLflow run of ``mlflow_handler``.
 
     Attach it *before* the MLflow handler so the run is still open when it logs.
     """
@@ -46,6 +47,7 @@ class TrainingReport:
         n_overlays: int = 4,
         checkpoint_name: str = "model.pt",
         config_files: list[str] | None = None,
+        register_model: str = "",
     ) -> None:
         self.run_dir = Path(run_dir)
         self.validator = validator
@@ -56,6 +58,7 @@ class TrainingReport:
         self.n_overlays = n_overlays
         self.checkpoint_path = self.run_dir / checkpoint_name
         self.config_files = config_files if config_files is not None else invoked_config_files()
+        self.register_model = register_model
         self.history: list[dict[str, float]] = []
         self.threshold_dice: float | None = None
 
@@ -114,16 +117,18 @@ class TrainingReport:
             )
         return paths
 
-    def _log_model(self, engine, client, run_id: str) -> None:
-        """The best backbone as an MLflow model; a network torch.export cannot trace only costs a warning."""
+    def _log_model(self, engine, client, run_id: str, best_epoch: int) -> None:
+        """The best backbone as an MLflow LoggedModel of the run (registered as ``register_model`` if set);
+        a network torch.export cannot trace only costs a warning."""
         from ..inference.mlflow_model import log_backbone_model
 
         net = copy.deepcopy(self.network_def).cpu()
         if self.checkpoint_path.is_file():
             net.load_state_dict(load_checkpoint(self.checkpoint_path)["model"])
         try:
-            uri = log_backbone_model(client, run_id, net, self.record)
-            client.set_tag(run_id, "mlflow_model", uri)
+            info = log_backbone_model(client, run_id, net, self.record, step=best_epoch,
+                                      registered_model_name=self.register_model or None)
+            client.set_tag(run_id, "mlflow_model", info.model_uri)
         except Exception as err:  # noqa: BLE001 - the checkpoint artifact is still there
             engine.logger.warning(f"the MLflow model was not logged ({type(err).__name__}: {err}); "
                                   f"the checkpoint artifact checkpoints/model.pt holds the weights")
@@ -154,17 +159,17 @@ class TrainingReport:
         if self.mlflow is not None and self.mlflow.cur_run is not None:
             client, run_id = self.mlflow.client, self.mlflow.cur_run.info.run_id
             client.log_metric(run_id, "threshold_baseline_dice", self.threshold_dice or 0.0)
-            client.log_metric(run_id, "best_val_dice", summary["best_val_dice"])
+            client.log_metric(run_id, "best_val_dice", summary["best_val_dice"], step=summary["best_epoch"])
             client.set_tag(run_id, "best_epoch", str(summary["best_epoch"]))
             client.set_tag(run_id, "run_dir", str(self.run_dir))
-            for path in [curves, *overlays]:
-                client.log_artifact(run_id, str(path), "figures")
+            for path in [curves, *overlays]:  # top level: the compare view shows them side by side
+                client.log_artifact(run_id, str(path))
             for name in ("summary.json", "training_record.json", "history.json"):
                 client.log_artifact(run_id, str(self.run_dir / name), "config")
             client.log_artifacts(run_id, str(config_dir), "config")
             if self.checkpoint_path.is_file():
                 client.log_artifact(run_id, str(self.checkpoint_path), "checkpoints")
-            self._log_model(engine, client, run_id)
+            self._log_model(engine, client, run_id, summary["best_epoch"])
         engine.logger.info(
             f"best validation Dice {summary['best_val_dice']:.4f} at epoch {summary['best_epoch']} "
             f"(Otsu threshold floor {self.threshold_dice:.4f}); checkpoint {self.checkpoint_path}"
@@ -172,7 +177,9 @@ class TrainingReport:
         print(
             f"\nMaskSup[{self.record.method}] best val Dice {summary['best_val_dice']:.4f} (epoch {summary['best_epoch']}), "
             f"threshold floor {self.threshold_dice:.4f}\n  checkpoint: {self.checkpoint_path}\n  report:     {self.run_dir}\n"
-            f"  MLflow:     mlflow ui --backend-store-uri {self.mlflow.client.tracking_uri if self.mlflow else '-'}",
+            f"  MLflow:     mlflow ui --backend-store-uri {self.mlflow.client.tracking_uri if self.mlflow else '-'}"
+            + (f"\n              then open {training_view_url(self.mlflow.experiment.experiment_id)}"
+               if self.mlflow is not None and self.mlflow.experiment is not None else ""),
             flush=True,
         )
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
+from mlflow.exceptions import MlflowException
 from monai.handlers import MLFlowHandler
 
 
@@ -12,24 +15,52 @@ def sqlite_uri(path: str) -> str:
     return "sqlite:///" + os.path.abspath(path)
 
 
+def training_view_url(experiment_id: str, server: str = "http://127.0.0.1:5000") -> str:
+    """The experiment's runs in the MLflow UI's model-training view. MLflow 3.17's UI picks the view from
+    the ``workflowType`` URL parameter or the browser's last choice (GenAI by default), not from the
+    experiment's ``mlflow.experimentKind`` tag, so links we print carry the parameter."""
+    return f"{server}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 class MLflowRunHandler(MLFlowHandler):
     """MLFlowHandler that opens a *new* run (or resumes ``run_id``) instead of adopting any unfinished run.
 
     MONAI's handler re-uses the oldest unfinished run of the same name, a crashed one included. Here:
     ``tags`` (e.g. a study's ``study``/``arm``/``seed``/``fold``) are set on the run it creates;
+    ``datalists`` (``{"training": items, "validation": items}``) are logged as the run's MLflow datasets;
     ``run_id`` resumes that run; ``share_with`` logs into another handler's run (e.g. the validator's
     metrics into the trainer's run); otherwise a fresh run named ``run_name`` is created. A resumed
     run never logs a metric step twice. :func:`run_training` marks the run FAILED when training raises.
     """
 
     def __init__(self, *args, run_id: str | None = None, share_with: MLflowRunHandler | None = None,
-                 tags: dict[str, str] | None = None, **kwargs) -> None:
+                 tags: dict[str, str] | None = None, datalists: Mapping[str, Sequence[Mapping]] | None = None,
+                 dataset_name: str = "dataset", datalist_source: str = "", **kwargs) -> None:
         if kwargs.get("run_name") is None and share_with is None and run_id is None:
             raise ValueError("MLflowRunHandler needs a run_name (or run_id / share_with)")
+        self.explicit_artifact_location = kwargs.get("artifact_location")
+        self.datalists, self.dataset_name, self.datalist_source = datalists, dataset_name, datalist_source
+        if datalists is not None:
+            kwargs["dataset_logger"] = self._log_datalists
         super().__init__(*args, **kwargs)
         self.run_id = run_id
         self.share_with = share_with
         self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
+
+    def _set_experiment(self) -> None:
+        """MONAI's, except that a new experiment opens in the UI's model-training view and keeps its
+        artifacts relative to the store (:mod:`medseg_masksup.training.portable_store`)."""
+        from .portable_store import create_experiment, rebase_artifacts
+
+        if self.experiment is None:
+            rebase_artifacts(self.client.tracking_uri)
+            if self.client.get_experiment_by_name(self.experiment_name) is None:
+                try:
+                    create_experiment(self.client, self.experiment_name, self.explicit_artifact_location)
+                except MlflowException as err:  # created meanwhile by another process
+                    if "RESOURCE_ALREADY_EXISTS" not in str(err):
+                        raise
+        super()._set_experiment()
 
     def start(self, engine) -> None:
         if self.cur_run is None:
@@ -47,6 +78,12 @@ class MLflowRunHandler(MLFlowHandler):
                 self.cur_run = self.client.create_run(self.experiment.experiment_id, run_name=self.run_name, tags=self.tags)
             self.run_id = self.cur_run.info.run_id
         super().start(engine)
+
+    def _log_datalists(self, _dataset_dict) -> None:
+        """MONAI's dataset hook: the ``datalists`` splits as MLflow datasets (:mod:`medseg_masksup.training.mlflow_datasets`)."""
+        from .mlflow_datasets import log_datalists
+
+        log_datalists(self.client, self.run_id, self.datalists, self.dataset_name, self.datalist_source)
 
     def _keep_new_params(self) -> None:
         """MLflow params are write-once: on resume, log only new ones; a changed one (e.g. a larger
