@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from monai.handlers import MLFlowHandler
+
+from .store import store_lock
 
 
 def sqlite_uri(path: str) -> str:
     """``sqlite:///<absolute path>``: MLflow 3's local store (plain file stores are refused since 3.13)."""
-    import os
-
     return "sqlite:///" + os.path.abspath(path)
 
 
@@ -21,12 +23,18 @@ class MLflowRunHandler(MLFlowHandler):
     run never logs a metric step twice. :func:`run_training` marks the run FAILED when training raises.
     """
 
-    def __init__(self, *args, run_id: str | None = None, share_with: MLflowRunHandler | None = None, **kwargs) -> None:
+    def __init__(self, tracking_uri: str | None = None, *args, run_id: str | None = None,
+                 share_with: MLflowRunHandler | None = None, **kwargs) -> None:
         if kwargs.get("run_name") is None and share_with is None and run_id is None:
             raise ValueError("MLflowRunHandler needs a run_name (or run_id / share_with)")
-        super().__init__(*args, **kwargs)
+        with store_lock(os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri):  # the client creates the store
+            super().__init__(tracking_uri, *args, **kwargs)
         self.run_id = run_id
         self.share_with = share_with
+
+    def _set_experiment(self) -> None:
+        with store_lock(self.client.tracking_uri):  # one process creates the experiment, the others find it
+            super()._set_experiment()
 
     def start(self, engine) -> None:
         if self.cur_run is None:
