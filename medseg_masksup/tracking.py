@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from monai.handlers import MLFlowHandler
 
@@ -80,21 +81,30 @@ class MLflowRunHandler(MLFlowHandler):
         if metrics:
             super()._log_metrics(metrics, step)
 
-    def fail(self) -> None:
-        """Mark the run FAILED (training raised)."""
+    def fail(self, status: str = "FAILED") -> None:
+        """End the run with ``status``: FAILED (training raised) or KILLED (the user interrupted it)."""
         if self.cur_run is not None:
-            self.client.set_terminated(self.cur_run.info.run_id, "FAILED")
+            self.client.set_terminated(self.cur_run.info.run_id, status)
             self.cur_run = None
 
 
-def run_training(trainer, mlflow_handler: MLflowRunHandler | None = None) -> None:
+def run_training(trainer, mlflow_handler: MLflowRunHandler | None = None, run_dir: str | None = None) -> None:
     """``trainer.run()``; on an error the MLflow run is marked FAILED, and a bad loss or bad data ends the
-    program with its one-line message instead of a stack trace."""
+    program with its one-line message instead of a stack trace. Ctrl-C marks the run KILLED and ends the
+    program (status 130) with one line: the epoch it stopped in and the command that resumes ``run_dir``."""
     from .checkpoint import CheckpointError
+    from .interrupt import INTERRUPTED_STATUS, quiet_interrupt, resume_command
     from .trainer import NonFiniteLossError
 
     try:
-        trainer.run()
+        with quiet_interrupt():
+            trainer.run()
+    except KeyboardInterrupt:
+        if mlflow_handler is not None:
+            mlflow_handler.fail("KILLED")
+        where = f"; resume with: {resume_command(run_dir)}" if run_dir else ""
+        print(f"\ninterrupted at epoch {trainer.state.epoch}{where}", file=sys.stderr, flush=True)  # below the progress bar
+        raise SystemExit(INTERRUPTED_STATUS) from None
     except BaseException as err:
         if mlflow_handler is not None:
             mlflow_handler.fail()
