@@ -13,7 +13,7 @@ from monai.data import PILReader
 from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, ScaleIntensityRanged
 
 from .record import TrainingRecord
-from .transforms import BinarizeLabeld, CheckSameSized, EnsureChannelsd, ScaleBitDepthd, standard_mode
+from .transforms import BinarizeLabeld, CheckBinaryLabeld, CheckSameSized, EnsureChannelsd, ScaleBitDepthd, standard_mode
 
 
 def image_transforms(record: TrainingRecord, keys: Sequence[str] = ("image",)) -> list:
@@ -40,10 +40,12 @@ def training_preprocessing(record: TrainingRecord) -> Compose:
     """Load an ``{"image", "label"}`` item (PNG/JPG/BMP/TIFF via PIL) and prepare both (deterministic, cacheable).
 
     Palette and other colour modes become RGB; 16-bit images are scaled to 0..255 (full range).
-    Errors name the files: an unreadable file, or an image and mask of different sizes.
+    Errors name the files: an unreadable file, an image and mask of different sizes, or a grey-level mask
+    that the default ``label_threshold`` 0 would read as almost all foreground.
     """
     load_image = LoadImaged("image", reader=PILReader(converter=standard_mode), dtype=None, image_only=True,
                             ensure_channel_first=True)
     load_label = LoadImaged("label", reader="PILReader", image_only=True, ensure_channel_first=True)
-    return Compose([load_image, load_label, CheckSameSized(("image", "label")), ScaleBitDepthd("image"),
+    return Compose([load_image, load_label, CheckSameSized(("image", "label")),
+                    CheckBinaryLabeld("label", threshold=record.label_threshold), ScaleBitDepthd("image"),
                     *image_transforms(record), *label_transforms(record)])

@@ -89,8 +89,8 @@ def test_every_picture_mode_becomes_three_channels_in_range(tmp_path, mode):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(st.integers(0, 255), min_size=1, max_size=6), seed=st.integers(0, 2**16))
-def test_masks_with_any_values_binarize_to_above_threshold(tmp_path, values, seed):
+@given(values=st.lists(st.integers(0, 63) | st.integers(192, 255), min_size=1, max_size=6), seed=st.integers(0, 2**16))
+def test_masks_without_mid_grey_binarize_to_above_threshold(tmp_path, values, seed):
     rng = np.random.default_rng(seed)
     mask = rng.choice(np.array(values, dtype=np.uint8), size=(16, 16))
     _png(tmp_path / "m.png", mask)
@@ -99,6 +99,29 @@ def test_masks_with_any_values_binarize_to_above_threshold(tmp_path, values, see
     label = out["label"].numpy()
     assert set(np.unique(label)) <= {0.0, 1.0}
     assert np.array_equal(label[0].T, (mask > 0).astype(np.float32))  # MONAI reads PNGs as (W, H)
+
+
+def _gradient_mask_item(tmp_path):
+    _png(tmp_path / "m.png", np.tile(np.arange(0, 256, 16, dtype=np.uint8), (16, 1)))  # 0..240, a grey ramp
+    _png(tmp_path / "i.png", np.zeros((16, 16, 3), np.uint8))
+    return {"image": str(tmp_path / "i.png"), "label": str(tmp_path / "m.png")}
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
+def test_grey_level_mask_is_refused_naming_the_file_and_the_threshold(tmp_path):
+    item = _gradient_mask_item(tmp_path)
+    with pytest.raises(Exception) as err:  # MONAI wraps transform errors; the cause is ours
+        training_preprocessing(RECORD)(item)
+    cause = _root_cause(err.value)
+    assert isinstance(cause, DatalistError)
+    assert f"mask {tmp_path / 'm.png'} is not binary" in str(cause) and "--label_threshold 127" in str(cause)
+    out = training_preprocessing(TrainingRecord(img_size=[16, 16], label_threshold=127))(item)  # the suggestion works
+    assert 0 < float(out["label"].mean()) < 1
 
 
 def test_rgb_jpeg_like_masks_use_the_first_channel(tmp_path):
