@@ -60,7 +60,9 @@ def _picture_size(file: str, source: Path) -> tuple[int, int]:
     try:
         with Image.open(file) as img:
             size = img.size
-            img.verify()
+            img.verify()  # structure and checksums (PNG CRCs)
+        with Image.open(file) as img:
+            img.load()  # every pixel decoded: verify() reads no JPEG data, so a truncated JPEG would pass
     except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DatalistError(f"datalist {source}: cannot read {file} as an image ({reason})") from None
@@ -68,7 +70,7 @@ def _picture_size(file: str, source: Path) -> tuple[int, int]:
 
 
 def check_pair(image: str, label: str, source: Path) -> None:
-    """Both files are readable pictures of the same size (headers only: fast)."""
+    """Both files are fully decodable pictures of the same size."""
     image_size, label_size = _picture_size(image, source), _picture_size(label, source)
     if image_size != label_size:
         raise DatalistError(

@@ -57,6 +57,19 @@ def test_unreadable_training_files_are_named(tmp_path, make, message):
     assert str(tmp_path / "bad.png") in str(err.value) and str(datalist) in str(err.value)
 
 
+def test_truncated_jpeg_is_named_by_the_up_front_check(tmp_path):
+    img, lab = _good(tmp_path)
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "cut.jpg", quality=95)
+    data = (tmp_path / "cut.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])  # header intact, half the scan data gone
+    _png(tmp_path / "cut_mask.png", np.zeros((64, 64), np.uint8))
+    datalist = _datalist(tmp_path, [(img, lab), ("cut.jpg", "cut_mask.png")])
+    with pytest.raises(DatalistError) as err:
+        load_split(datalist)
+    assert f"cannot read {tmp_path / 'cut.jpg'} as an image" in str(err.value)
+
+
 def test_size_mismatch_names_both_files(tmp_path):
     img, _ = _good(tmp_path, size=(20, 30))
     _, small = _good(tmp_path, "small", size=(10, 10))
