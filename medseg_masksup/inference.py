@@ -355,18 +355,22 @@ def run_folder(
     progress: bool = True,
     verbose: bool = True,
     raise_if_none: bool = True,
+    overwrite: bool = False,
 ) -> InferenceReport:
     """Segment every readable image under ``input`` (file or folder) and write the results.
 
     Per case, under ``output_dir`` (mirroring sub-folders): ``<name>_mask.<png|nii.gz|nrrd|mha>``,
     ``<name>_overlay.png``, optionally ``<name>_prob.*``; for the run ``summary.csv`` / ``summary.json``.
     A file that cannot be read is reported (path and reason) and the others are still written.
+    An ``output_dir`` holding results of an earlier run is refused unless ``overwrite`` (then they are
+    removed first); one that is not writable is refused before any work.
     Raises :class:`UserError` for unusable settings, and — with ``raise_if_none`` — when no case
     could be segmented.
     """
     from tqdm.auto import tqdm
 
     from .io import discover_cases, read_case
+    from .io.output_folder import claim_output_dir, remove_earlier_results
     from .io.overlay import write_overlay
     from .io.summary import mask_statistics, write_summary
     from .io.write_mask import output_suffix, write_mask, write_probability
@@ -383,6 +387,7 @@ def run_folder(
     if not input_path.exists():
         raise InputError(f"input not found: {input_path}")
     check_output_dir(input_path, out_root)
+    earlier = claim_output_dir(out_root, input_path, bool(overwrite))
     device = device or default_device()
     network, record = load_checkpoint(ckpt, device)
     predictor = Predictor(network, record, options, device)
@@ -390,6 +395,7 @@ def run_folder(
     if not sources:
         raise InputError(f"{input_path}: no files found")
     inputs = {f.resolve() for s in sources for f in [s.path, *s.files] if f.is_file()}
+    remove_earlier_results([p for p in earlier if p.resolve() not in inputs])
     out_root.mkdir(parents=True, exist_ok=True)
 
     def target(path: Path) -> Path:

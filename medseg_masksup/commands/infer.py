@@ -5,7 +5,8 @@ Same as ``python -m monai.bundle run --config_file bundles/masksup/inference.jso
 
 Exit status: 0 when at least one input was segmented (unreadable files are listed on stderr and in
 summary.csv); 1 when nothing could be segmented, or with ``--strict`` when any input failed; 2 when
-the run could not start (bad option, checkpoint, missing input, output folder that is the input folder).
+the run could not start (bad option, checkpoint, missing input, output folder that is the input folder, holds
+an earlier run's results without ``--overwrite``, or is not writable).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=8, help="slices / windows per forward pass")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier run in --output_dir (refused otherwise)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any input failed")
     return p
 
@@ -50,6 +53,7 @@ def _infer(args: argparse.Namespace) -> int:
         keep_largest=args.keep_largest, fill_holes=args.fill_holes, mode=args.mode, save_prob=args.save_prob,
         overlay=not args.no_overlay, intensity_window=args.intensity_window, batch_size=args.batch_size,
         device=args.device, progress=not args.no_progress, verbose=False, raise_if_none=False,
+        overwrite=args.overwrite,
     )
     for row in report.rows:
         if row["status"] != "ok":
