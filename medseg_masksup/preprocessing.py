@@ -39,7 +39,8 @@ def label_transforms(record: TrainingRecord, keys: Sequence[str] = ("label",)) -
 def training_preprocessing(record: TrainingRecord) -> Compose:
     """Load an ``{"image", "label"}`` item (PNG/JPG/BMP/TIFF via PIL) and prepare both (deterministic, cacheable).
 
-    Palette and other colour modes become RGB; 16-bit images are scaled to 0..255 (full range).
+    Palette and other colour modes become RGB; values of ``record.bit_depth``-bit images are scaled onto 0..255
+    (full range to full range), exactly as inference scales them.
     Errors name the files: an unreadable file, an image and mask of different sizes, or a grey-level mask
     that the default ``label_threshold`` 0 would read as almost all foreground.
     """
@@ -47,5 +48,5 @@ def training_preprocessing(record: TrainingRecord) -> Compose:
                             ensure_channel_first=True)
     load_label = LoadImaged("label", reader="PILReader", image_only=True, ensure_channel_first=True)
     return Compose([load_image, load_label, CheckSameSized(("image", "label")),
-                    CheckBinaryLabeld("label", threshold=record.label_threshold), ScaleBitDepthd("image"),
+                    CheckBinaryLabeld("label", threshold=record.label_threshold), ScaleBitDepthd("image", bit_depth=record.bit_depth),
                     *image_transforms(record), *label_transforms(record)])

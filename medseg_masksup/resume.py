@@ -27,7 +27,7 @@ Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 LAST = "last.pt"
 BEST = "model.pt"
 #: record fields that must agree between a run and the run that resumes it
-RESUME_MUST_MATCH = ("network", "network_size", "in_channels", "out_channels", "img_size", "method", "mask_kind",
+RESUME_MUST_MATCH = ("network", "network_size", "in_channels", "out_channels", "img_size", "bit_depth", "method", "mask_kind",
                      "dataset_fingerprint")
 
 

@@ -113,13 +113,18 @@ def standard_mode(image):
 
 
 class ScaleBitDepthd(MapTransform):
-    """Bring 16-bit (and 32-bit integer) pictures to the 8-bit scale, full range to full range; floats."""
+    """Bring ``bit_depth``-bit pictures to the 8-bit scale, full range to full range (``0 .. 2**bit_depth - 1``
+    onto ``0 .. 255``), as floats. The bit depth is the training record's, so inference scales alike."""
+
+    def __init__(self, keys: KeysCollection, bit_depth: int = 8, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        from .record import bit_scale
+
+        self.scale = bit_scale(bit_depth)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
-            img = d[key]
-            if img.dtype in (torch.int16, torch.int32, torch.uint16) or str(img.dtype) == "torch.uint16":
-                img = img.float() * (255.0 / 65535.0)
-            d[key] = img.float()
+            img = d[key].float()
+            d[key] = img * self.scale if self.scale != 1.0 else img
         return d
