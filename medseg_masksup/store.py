@@ -43,9 +43,22 @@ def store_lock(tracking_uri: str | None, timeout: float = LOCK_TIMEOUT_S) -> Ite
         yield
 
 
-def open_client(tracking_uri: str):
-    """An ``MlflowClient`` whose store has been created / upgraded under :func:`store_lock`."""
+def ensure_store(tracking_uri: str | None) -> None:
+    """Create a missing SQLite store completely or not at all: built under a temporary name, then renamed.
+
+    A process killed while MLflow migrates a fresh database would otherwise leave a half-migrated file
+    that every later run fails to open (``duplicate column name: …``). Call under :func:`store_lock`.
+    """
+    path = sqlite_path(tracking_uri)
+    if path is None or path.exists():
+        return
     import mlflow
 
-    with store_lock(tracking_uri):
-        return mlflow.MlflowClient(tracking_uri=tracking_uri)
+    building = path.with_name(f".{path.name}.creating")
+    for leftover in [building, *(building.with_name(building.name + end) for end in ("-journal", "-wal", "-shm"))]:
+        leftover.unlink(missing_ok=True)  # from a creation that was killed
+    client = mlflow.MlflowClient(tracking_uri="sqlite:///" + os.fspath(building))
+    store = client._tracking_client.store  # MLflow offers no public close; MONAI's handler does the same
+    for engine in {getattr(store, "engine", None), getattr(store, "read_engine", None)} - {None}:
+        engine.dispose()
+    os.replace(building, path)

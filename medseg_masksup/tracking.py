@@ -7,7 +7,7 @@ import sys
 
 from monai.handlers import MLFlowHandler
 
-from .store import store_lock
+from .store import ensure_store, store_lock
 
 
 def sqlite_uri(path: str) -> str:
@@ -28,7 +28,9 @@ class MLflowRunHandler(MLFlowHandler):
                  share_with: MLflowRunHandler | None = None, **kwargs) -> None:
         if kwargs.get("run_name") is None and share_with is None and run_id is None:
             raise ValueError("MLflowRunHandler needs a run_name (or run_id / share_with)")
-        with store_lock(os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri):  # the client creates the store
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri
+        with store_lock(uri):  # one process creates the store (completely or not at all), the others open it
+            ensure_store(uri)
             super().__init__(tracking_uri, *args, **kwargs)
         self.run_id = run_id
         self.share_with = share_with

@@ -10,7 +10,7 @@ import time
 import mlflow
 
 from conftest import REPO
-from medseg_masksup.store import sqlite_path, store_lock
+from medseg_masksup.store import ensure_store, sqlite_path, store_lock
 from medseg_masksup.tracking import sqlite_uri
 
 #: one process: import everything once, then 3 times: wait until all processes are ready, open a fresh store
@@ -82,3 +82,30 @@ def test_store_lock_creates_the_folder_and_excludes_a_second_holder(tmp_path):
         except Timeout:
             acquired = False
     assert not acquired
+
+
+#: one process: import MLflow, say so, then create the store (the test kills it somewhere in there)
+CREATE_STORE = """
+import sys
+from medseg_masksup.store import ensure_store, store_lock
+print("ready", flush=True)
+with store_lock(sys.argv[1]):
+    ensure_store(sys.argv[1])
+"""
+
+
+def test_a_process_killed_while_creating_the_store_leaves_no_broken_store(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    for attempt, delay in enumerate((0.5, 1.5)):
+        uri = sqlite_uri(str(tmp_path / f"attempt{attempt}" / "mlflow.db"))
+        proc = subprocess.Popen([sys.executable, "-c", CREATE_STORE, uri], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)  # somewhere inside MLflow's migrations (they take seconds)
+        proc.kill()
+        proc.wait()
+        with store_lock(uri):
+            ensure_store(uri)  # a half-built store under the real name would fail here: duplicate column …
+        client = mlflow.MlflowClient(uri)
+        client.create_experiment(f"after-kill-{attempt}")
+        assert [e.name for e in client.search_experiments() if e.name.startswith("after-kill")] == [f"after-kill-{attempt}"]
