@@ -91,7 +91,8 @@ def test_every_picture_mode_becomes_three_channels_in_range(tmp_path, mode):
     name = "img.tif" if mode == "CMYK" else "img.png"
     image.save(tmp_path / name)
     _png(tmp_path / "mask.png", np.zeros((20, 30), np.uint8))
-    out = training_preprocessing(RECORD)({"image": str(tmp_path / name), "label": str(tmp_path / "mask.png")})
+    record = TrainingRecord(img_size=[16, 16], bit_depth=16 if mode == "I;16" else 8)  # as training detects it
+    out = training_preprocessing(record)({"image": str(tmp_path / name), "label": str(tmp_path / "mask.png")})
     assert out["image"].shape == (3, 16, 16) and out["image"].dtype == torch.float32
     assert -1.0 <= float(out["image"].min()) and float(out["image"].max()) <= 1.0
     assert float(out["image"].std()) > 0.05  # real content, not a saturated or flat image
