@@ -31,6 +31,9 @@ class TrainingRecord:
     img_size: list[int] = field(default_factory=lambda: [128, 128])
     spatial_mode: str = "resize"
     scale: float = 1.0
+    #: raw pixel values span ``0 .. 2**bit_depth - 1``; training and inference both scale them by
+    #: ``255 / (2**bit_depth - 1)`` onto the 8-bit scale before ``intensity_range`` applies (see :func:`bit_scale`)
+    bit_depth: int = 8
     intensity_range: list[float] = field(default_factory=lambda: [0.0, 255.0])
     normalised_range: list[float] = field(default_factory=lambda: [-1.0, 1.0])
     label_threshold: float = 0.0
@@ -70,6 +73,7 @@ class TrainingRecord:
 
             self.versions = {"python": platform.python_version(), "torch": str(torch.__version__), "monai": str(monai.__version__)}
         self.img_size = [int(s) for s in self.img_size]
+        self.bit_depth = int(self.bit_depth)
         self.mask_ratio = [float(r) for r in self.mask_ratio]
         self.scale = float(self.scale)
 
@@ -99,3 +103,8 @@ class TrainingRecord:
             else:
                 out[key] = json.dumps(value) if isinstance(value, list) else str(value)
         return out
+
+
+def bit_scale(bit_depth: int) -> float:
+    """Factor that brings ``bit_depth``-bit pixel values onto the 8-bit scale, full range to full range."""
+    return 255.0 / (2 ** int(bit_depth) - 1)

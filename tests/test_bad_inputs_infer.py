@@ -180,7 +180,12 @@ def test_every_bad_file_is_named_and_the_others_are_segmented(bad_folder, tmp_pa
     earlier = snapshot(out)
     inputs = digest(src)
 
-    code = infer.main(["--input", str(src), "--output_dir", str(out), "--ckpt", str(ckpt), "--no_progress"])
+    command = ["--input", str(src), "--output_dir", str(out), "--ckpt", str(ckpt), "--no_progress"]
+    assert infer.main(command) == 2  # the folder holds an earlier run's results: refused, nothing touched
+    assert capsys.readouterr().err.strip().startswith(f"{PREFIX}output folder {out} holds results of an earlier run")
+    assert snapshot(out) == earlier
+
+    code = infer.main([*command, "--overwrite"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "Traceback" not in err
@@ -197,10 +202,8 @@ def test_every_bad_file_is_named_and_the_others_are_segmented(bad_folder, tmp_pa
         assert (out / name).is_file(), name
     with Image.open(out / "good_mask.png") as im:
         assert im.size == (W, H)
-    now = snapshot(out)
-    assert {k: now[k] for k in earlier} == earlier  # earlier outputs neither rewritten nor deleted
-    made = set(now) - set(earlier)
-    assert made == {"good_mask.png", "good_overlay.png", "scans/good2_mask.png", "scans/good2_overlay.png",
+    now = snapshot(out)  # --overwrite: the earlier results are gone, the folder holds exactly this run's
+    assert set(now) == {"good_mask.png", "good_overlay.png", "scans/good2_mask.png", "scans/good2_overlay.png",
                     "series_mask.nii.gz", "series_overlay.png", "summary.csv", "summary.json"}
     assert digest(src) == inputs  # inputs never modified
 
@@ -230,7 +233,8 @@ def test_empty_input_folder_is_one_line_and_writes_nothing(tmp_path, ckpt, capsy
     out.mkdir()
     (out / "old_mask.png").write_bytes(b"earlier output")
     earlier = snapshot(out)
-    code = infer.main(["--input", str(src), "--output_dir", str(out), "--ckpt", str(ckpt), "--no_progress"])
+    code = infer.main(["--input", str(src), "--output_dir", str(out), "--ckpt", str(ckpt), "--no_progress",
+                       "--overwrite"])  # even so: earlier results are removed only once there is work to do
     assert code == 2
     assert capsys.readouterr().err.splitlines() == [f"{PREFIX}{src}: no files found"]
     assert snapshot(out) == earlier
@@ -310,7 +314,8 @@ def test_unusable_checkpoint_is_one_line_exit_2_and_writes_nothing(tmp_path, ckp
     out.mkdir()
     (out / "a_mask.png").write_bytes(b"earlier output")
     earlier, inputs, ckpts = snapshot(out), digest(src), digest(tmp_path / "ckpts")
-    code = infer.main(["--input", str(src), "--output_dir", str(out), "--ckpt", str(path), "--no_progress"])
+    code = infer.main(["--input", str(src), "--output_dir", str(out), "--ckpt", str(path), "--no_progress",
+                       "--overwrite"])  # even so: a bad checkpoint removes no earlier result
     err = capsys.readouterr().err
     assert code == 2
     assert err.splitlines() == [PREFIX + message]

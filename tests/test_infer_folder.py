@@ -98,8 +98,8 @@ def test_output_folder_inside_the_input_folder_is_not_read_back(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(picture(24, 40, BOX)).save(src / "a.png")
-    for _ in range(2):  # the second run must not segment the first run's masks
-        report = run_folder(src, src / "masks", bright_checkpoint(), progress=False, verbose=False)
+    for run in range(2):  # the second run must not segment the first run's masks
+        report = run_folder(src, src / "masks", bright_checkpoint(), progress=False, verbose=False, overwrite=run > 0)
         assert [r["case"] for r in report.rows] == ["a"]
 
 
@@ -148,3 +148,44 @@ def test_user_errors_are_one_line(tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith("medseg-masksup infer: " + message.format(tmp=tmp_path))
+
+
+def _two_pictures(folder):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for name in ("a", "b"):
+        Image.fromarray(picture(24, 40, BOX)).save(folder / f"{name}.png")
+
+
+def test_reused_output_folder_is_refused_and_overwrite_leaves_exactly_the_new_results(tmp_path, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _two_pictures(src)
+    base = ["--input", str(src), "--output_dir", str(out), "--ckpt", str(bright_checkpoint()), "--no_progress"]
+    assert infer.main(base) == 0
+    (out / "a_mask.png").write_bytes(b"hand-edited mask")
+    (src / "b.png").unlink()  # the next run sees only a.png: b's results are stale
+    capsys.readouterr()
+    assert infer.main(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"medseg-masksup infer: error: output folder {out} holds results of an earlier run (a_mask.png")
+    assert err.endswith("choose another --output_dir, or pass --overwrite to replace them") and "\n" not in err
+    assert (out / "a_mask.png").read_bytes() == b"hand-edited mask"  # nothing lost
+
+    assert infer.main([*base, "--overwrite"]) == 0
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    masks = sorted(p.relative_to(out).as_posix() for p in out.rglob("*_mask.*"))
+    assert masks == sorted(r["mask"] for r in rows) == ["a_mask.png"]  # the summary describes exactly the masks
+    assert not (out / "b_overlay.png").exists()
+
+
+def test_unwritable_output_folder_is_refused_before_any_work(tmp_path, capsys):
+    src = tmp_path / "in"
+    _two_pictures(src)
+    (tmp_path / "file").write_text("a file where a folder would have to be")  # unwritable, for root too
+    out = tmp_path / "file" / "out"
+    code = infer.main(["--input", str(src), "--output_dir", str(out), "--ckpt", str(tmp_path / "missing.pt"), "--no_progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    # refused before the checkpoint is even read (it does not exist either)
+    assert err == f"medseg-masksup infer: error: output folder {out} is not writable (Not a directory); choose another --output_dir"

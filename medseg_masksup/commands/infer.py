@@ -5,7 +5,8 @@ Same as ``python -m monai.bundle run --config_file bundles/masksup/inference.jso
 
 Exit status: 0 when at least one input was segmented (unreadable files are listed on stderr and in
 summary.csv); 1 when nothing could be segmented, or with ``--strict`` when any input failed; 2 when
-the run could not start (bad option, checkpoint, missing input, output folder that is the input folder).
+the run could not start (bad option, checkpoint, missing input, output folder that is the input folder, holds
+an earlier run's results without ``--overwrite``, or is not writable).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save_prob", action="store_true", help="also write the probability map")
     p.add_argument("--no_overlay", action="store_true", help="do not write overlay PNGs")
     add_inference_arguments(p, ("intensity_window", "batch_size", "device", "progress"))
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier run in --output_dir (refused otherwise)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any input failed")
     return p
 
@@ -40,7 +43,8 @@ def _infer(args: argparse.Namespace) -> int:
     from medseg_masksup.inference.folder import run_folder
 
     report = run_folder(input=args.input, output_dir=args.output_dir, ckpt=args.ckpt, options=options_from_args(args),
-                        save_prob=args.save_prob, overlay=not args.no_overlay, verbose=False, raise_if_none=False)
+                        save_prob=args.save_prob, overlay=not args.no_overlay, verbose=False, raise_if_none=False,
+                        overwrite=args.overwrite)
     for row in report.rows:
         if row["status"] != "ok":
             print(f"{row['status']}: {row['message']}", file=sys.stderr)

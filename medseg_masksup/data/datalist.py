@@ -138,7 +138,9 @@ def _picture_size(file: str, source: Path) -> tuple[int, int]:
     try:
         with Image.open(file) as img:
             size = img.size
-            img.verify()
+            img.verify()  # structure and checksums (PNG CRCs)
+        with Image.open(file) as img:
+            img.load()  # every pixel decoded: verify() reads no JPEG data, so a truncated JPEG would pass
     except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DatalistError(f"datalist {source}: cannot read {file} as an image ({reason})") from None
@@ -146,7 +148,7 @@ def _picture_size(file: str, source: Path) -> tuple[int, int]:
 
 
 def check_pair(image: str, label: str, source: Path) -> None:
-    """Both files are readable pictures of the same size (headers only: fast)."""
+    """Both files are fully decodable pictures of the same size."""
     image_size, label_size = _picture_size(image, source), _picture_size(label, source)
     if image_size != label_size:
         raise DatalistError(
@@ -165,3 +167,26 @@ def fingerprint(items: list[dict], keys: tuple[str, ...] = ("image", "label")) -
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return f"{len(paths)}:{digest.hexdigest()[:16]}"
+
+
+#: bit depths a picture's values are read as (8-bit modes need no look at the pixels)
+BIT_DEPTHS = (8, 10, 12, 14, 16)
+_EIGHT_BIT_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
+
+
+def bit_depth(items: list[dict], key: str = "image") -> int:
+    """The bit depth of the items' pictures: 8 when all are 8-bit, otherwise the smallest of
+    :data:`BIT_DEPTHS` that holds the largest value found (a 12-bit scan in a 16-bit PNG gives 12)."""
+    from PIL import Image
+
+    top = 0.0
+    for item in items:
+        with Image.open(item[key]) as img:
+            if img.mode in _EIGHT_BIT_MODES:
+                continue
+            extrema = img.getextrema()
+            highs = [e[1] for e in extrema] if isinstance(extrema[0], tuple) else [extrema[1]]
+            top = max(top, *map(float, highs))
+    if top <= 255:
+        return 8
+    return next((b for b in BIT_DEPTHS if top <= 2**b - 1), 32)

@@ -25,7 +25,7 @@ from monai.inferers import Inferer, SimpleInferer, SlidingWindowInferer
 from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, ScaleIntensityRanged, SpatialPadd, Zoomd
 
 from ..record import TrainingRecord
-from .transforms import BinarizeLabeld, CheckSameSized, EnsureChannelsd, ScaleBitDepthd, standard_mode
+from .transforms import BinarizeLabeld, CheckBinaryLabeld, CheckSameSized, EnsureChannelsd, ScaleBitDepthd, standard_mode
 
 SPATIAL_MODES = ("resize", "patch")
 #: sliding-window settings shared by validation, the training report and inference
@@ -68,14 +68,18 @@ def _load(record: TrainingRecord) -> list:
     load_image = LoadImaged("image", reader=PILReader(converter=standard_mode), dtype=None, image_only=True,
                             ensure_channel_first=True)
     load_label = LoadImaged("label", reader="PILReader", image_only=True, ensure_channel_first=True)
-    return [load_image, load_label, CheckSameSized(("image", "label")), ScaleBitDepthd("image")]
+    return [load_image, load_label, CheckSameSized(("image", "label")),
+            CheckBinaryLabeld("label", threshold=record.label_threshold),
+            ScaleBitDepthd("image", bit_depth=getattr(record, "bit_depth", 8))]
 
 
 def training_preprocessing(record: TrainingRecord) -> Compose:
     """Load an ``{"image", "label"}`` item (PNG/JPG/BMP/TIFF via PIL) and prepare both (deterministic, cacheable).
 
-    Palette and other colour modes become RGB; 16-bit images are scaled to 0..255 (full range).
-    Errors name the files: an unreadable file, or an image and mask of different sizes. In ``patch``
+    Palette and other colour modes become RGB; values of ``record.bit_depth``-bit images are scaled onto 0..255
+    (full range to full range), exactly as inference scales them.
+    Errors name the files: an unreadable file, an image and mask of different sizes, or a grey-level mask
+    that the default ``label_threshold`` 0 would read as almost all foreground. In ``patch``
     mode images smaller than a patch are padded (with 0, mid-grey after normalisation) so crops fit.
     """
     pad = [SpatialPadd(("image", "label"), spatial_size=record.img_size)] if record.spatial_mode == "patch" else []

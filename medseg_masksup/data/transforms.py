@@ -46,6 +46,44 @@ class BinarizeLabeld(MapTransform):
         return d
 
 
+#: largest share of a mask's pixels allowed between 1/4 and 3/4 of its full scale under the default
+#: ``label_threshold`` 0 (JPEG-noisy edges pass, a grey-level or probability picture does not)
+MAX_MID_GREY_FRACTION = 0.05
+
+
+class CheckBinaryLabeld(MapTransform):
+    """Refuse a mask that ``first channel > threshold`` would not read as intended: with the default threshold 0,
+    one whose first channel has more than :data:`MAX_MID_GREY_FRACTION` of its pixels between 1/4 and 3/4 of
+    its full scale (1, 255 or 65535) — a grey-level picture, where "> 0" would make almost everything
+    foreground. A threshold above 0 is the user's explicit rule and accepts any mask. The error names the
+    file and the ``--label_threshold`` (half the full scale) that would accept it."""
+
+    def __init__(self, keys: KeysCollection, threshold: float = 0.0, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.threshold = threshold
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        if self.threshold > 0:
+            return d
+        for key in self.key_iterator(d):
+            first = torch.as_tensor(d[key][:1]).float()
+            top = float(first.max()) if first.numel() else 0.0
+            scale = 1.0 if top <= 1 else 255.0 if top <= 255 else 65535.0
+            grey = ((first > scale / 4) & (first < 3 * scale / 4)).float().mean().item() if first.numel() else 0.0
+            if grey > MAX_MID_GREY_FRACTION:
+                from .datalist import DatalistError
+
+                half = 0.5 if scale == 1.0 else int(scale) // 2
+                raise DatalistError(
+                    f"mask {_source(d[key], key).split(' ', 1)[-1]} is not binary: {grey:.0%} of its pixels are "
+                    f"grey levels between {scale / 4:g} and {3 * scale / 4:g}, so '> 0' would make them all foreground; "
+                    f"binarize it (medseg-masksup prepare) or pass --label_threshold {half} to take values above {half} "
+                    "as foreground"
+                )
+        return d
+
+
 class CheckSameSized(MapTransform):
     """Refuse an item whose arrays differ in spatial size (an image and a mask that do not belong together)."""
 
@@ -75,15 +113,20 @@ def standard_mode(image):
 
 
 class ScaleBitDepthd(MapTransform):
-    """Bring 16-bit (and 32-bit integer) pictures to the 8-bit scale, full range to full range; floats."""
+    """Bring ``bit_depth``-bit pictures to the 8-bit scale, full range to full range (``0 .. 2**bit_depth - 1``
+    onto ``0 .. 255``), as floats. The bit depth is the training record's, so inference scales alike."""
+
+    def __init__(self, keys: KeysCollection, bit_depth: int = 8, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        from ..record import bit_scale
+
+        self.scale = bit_scale(bit_depth)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
-            img = d[key]
-            if img.dtype in (torch.int16, torch.int32, torch.uint16) or str(img.dtype) == "torch.uint16":
-                img = img.float() * (255.0 / 65535.0)
-            d[key] = img.float()
+            img = d[key].float()
+            d[key] = img * self.scale if self.scale != 1.0 else img
         return d
 
 

@@ -123,12 +123,15 @@ def log_run(
     from mlflow.tracking import MlflowClient
 
     from ..training.portable_store import create_experiment, rebase_artifacts
+    from ..training.store import ensure_store, store_lock
 
-    client = MlflowClient(tracking_uri=tracking_uri)
-    rebase_artifacts(tracking_uri)
     experiment_name = record.mlflow_experiment or f"masksup-{record.dataset or 'evaluation'}"
-    experiment = client.get_experiment_by_name(experiment_name)
-    experiment_id = experiment.experiment_id if experiment else create_experiment(client, experiment_name)
+    with store_lock(tracking_uri):  # runs started together must not race to create the store or experiment
+        ensure_store(tracking_uri)
+        client = MlflowClient(tracking_uri=tracking_uri)
+        rebase_artifacts(tracking_uri)
+        experiment = client.get_experiment_by_name(experiment_name)
+        experiment_id = experiment.experiment_id if experiment else create_experiment(client, experiment_name)
     all_tags = {"training_run_id": training_run or "unknown", **(tags or {})}
     if training_run:
         try:

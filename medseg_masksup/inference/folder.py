@@ -87,23 +87,32 @@ class FolderRun:
 
     def __init__(self, predictor: Predictor, cases: list, input: str | Path, output_dir: str | Path,
                  checkpoint: str | Path | list[str],
-                 save_prob: bool = False, overlay: bool = True, verbose: bool = True, raise_if_none: bool = True) -> None:
+                 save_prob: bool = False, overlay: bool = True, verbose: bool = True, raise_if_none: bool = True,
+                 overwrite: bool = False) -> None:
         self.predictor, self.cases = predictor, cases
+        self.overwrite = bool(overwrite)
         self.input, self.output_dir = Path(input), Path(output_dir)
         self.checkpoint = checkpoint if isinstance(checkpoint, list) else str(checkpoint)
         self.save_prob, self.overlay, self.verbose, self.raise_if_none = bool(save_prob), bool(overlay), verbose, raise_if_none
 
     def run(self) -> InferenceReport:
-        """Every case (a file that cannot be read is reported with its reason; the others are still written)."""
+        """Every case (a file that cannot be read is reported with its reason; the others are still written).
+
+        An output folder holding an earlier run's results is refused unless ``overwrite`` (then they are
+        removed first, so the summary describes exactly the masks in the folder); one that is not writable
+        is refused before any case is read."""
         from tqdm.auto import tqdm
 
         from ..io import read_case
+        from ..io.output_folder import claim_output_dir, remove_earlier_results
         from ..io.overlay import write_overlay
         from ..io.summary import mask_statistics, write_summary
         from ..io.write_mask import output_suffix, write_mask, write_probability
 
         predictor, options, out_root = self.predictor, self.predictor.options, self.output_dir
+        earlier = claim_output_dir(out_root, self.input, self.overwrite)
         inputs = {f.resolve() for s in self.cases for f in [s.path, *s.files] if f.is_file()}
+        remove_earlier_results([p for p in earlier if p.resolve() not in inputs])
         out_root.mkdir(parents=True, exist_ok=True)
 
         def target(path: Path) -> Path:
@@ -163,6 +172,7 @@ def run_folder(
     overlay: bool = True,
     verbose: bool = True,
     raise_if_none: bool = True,
+    overwrite: bool = False,
     **option_overrides: Any,
 ) -> InferenceReport:
     """Segment every readable image under ``input`` (file or folder) and write the results.
@@ -170,14 +180,19 @@ def run_folder(
     Per case, under ``output_dir`` (mirroring sub-folders): ``<name>_mask.<png|nii.gz|nrrd|mha>``,
     ``<name>_overlay.png``, optionally ``<name>_prob.*``; for the run ``summary.csv`` / ``summary.json``.
     A file that cannot be read is reported (path and reason) and the others are still written.
+    An ``output_dir`` holding results of an earlier run is refused unless ``overwrite`` (then they are
+    removed first); one that is not writable is refused before any work.
     Raises :class:`UserError` for unusable settings, and — with ``raise_if_none`` — when no case
     could be segmented. ``option_overrides`` (``tta=True``, ``device="cpu"`` …) replace fields of ``options``.
     """
     options = InferenceOptions.build(options, **option_overrides)
     input_path, out_root = check_run(input, output_dir, ckpt)
+    from ..io.output_folder import claim_output_dir
+
+    claim_output_dir(out_root, input_path, bool(overwrite))  # refuse before loading anything
     device = choose_device(options.device)
     networks, record = load_ensemble(ckpt, device)
     predictor = Predictor(networks, record, options, device)
     cases = find_cases(input_path, out_root)
     return FolderRun(predictor, cases, input_path, out_root, checkpoint_names(ckpt), save_prob=save_prob, overlay=overlay,
-                     verbose=verbose, raise_if_none=raise_if_none).run()
+                     verbose=verbose, raise_if_none=raise_if_none, overwrite=overwrite).run()

@@ -63,19 +63,24 @@ def preprocessing(record: TrainingRecord, mode: str = "auto"):
 
 
 def map_intensity(image: np.ndarray, record: TrainingRecord, window: Sequence[float] | None = None):
-    """Bring an image whose values lie outside the training intensity range into it.
+    """Bring an image's values onto the training intensity range, as training did.
 
     ``window=(low, high)`` maps that range linearly onto ``record.intensity_range`` (values outside
-    are clipped later by the training preprocessing). Without a window, an image already inside the
-    training range (e.g. any 8-bit picture) is left exactly as it is, and one outside it (16-bit, CT,
-    float) has its own min..max mapped onto the range. Returns the image and the source range used
+    are clipped later by the training preprocessing). Without a window, values are first scaled from the
+    recorded ``bit_depth`` onto the 8-bit scale, exactly as training scaled them (nothing changes for
+    8-bit models); an image still outside the training range afterwards (deeper than the training data,
+    CT, float) has its own min..max mapped onto the range. Returns the image and the source range used
     (``None`` when nothing was changed).
     """
+    from ..record import bit_scale
+
     a_min, a_max = (float(v) for v in record.intensity_range)
     if window is None:
+        depth = int(getattr(record, "bit_depth", 8))
+        scaled = image * np.float32(bit_scale(depth)) if depth != 8 else image
         lo, hi = float(np.min(image)), float(np.max(image))
-        if lo >= a_min and hi <= a_max:
-            return image, None
+        if float(np.min(scaled)) >= a_min and float(np.max(scaled)) <= a_max:
+            return (scaled.astype(np.float32), [0.0, float(2**depth - 1)]) if depth != 8 else (image, None)
     else:
         lo, hi = (float(v) for v in window)
     scale = (a_max - a_min) / (hi - lo) if hi > lo else 0.0

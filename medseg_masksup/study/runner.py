@@ -168,9 +168,10 @@ def prepare_study(plan: StudyPlan, study_dir: Path) -> StudyPlan:
         plan.seeds = list(dict.fromkeys(saved.seeds + plan.seeds))
         plan.folds = list(dict.fromkeys(saved.folds + plan.folds))
     plan.save(path)
-    from mlflow.tracking import MlflowClient
+    from ..training.store import ensure_store, store_lock
 
-    MlflowClient(tracking_uri=tracking_uri(study_dir)).search_experiments()  # create the store once, before any run
+    with store_lock(tracking_uri(study_dir)):  # create the store once, before any run
+        ensure_store(tracking_uri(study_dir))
     return plan
 
 

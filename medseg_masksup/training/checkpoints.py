@@ -26,7 +26,8 @@ Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
 LAST = "last.pt"
 #: record fields that must agree between a run and the run that resumes it
-RESUME_MUST_MATCH = ("network", "network_size", "in_channels", "out_channels", "img_size", "method", "mask_kind",
+RESUME_MUST_MATCH = ("network", "network_size", "in_channels", "out_channels", "img_size", "spatial_mode", "scale",
+                     "bit_depth", "method", "mask_kind",
                      "dataset_fingerprint")
 
 
@@ -164,7 +165,8 @@ class TrainingCheckpoints:
         if "scaler" in state and getattr(engine, "scaler", None) is not None:
             engine.scaler.load_state_dict(state["scaler"])
         done = state["trainer"]["epoch"]
-        if done >= engine.state.max_epochs:
+        finished = (self.run_dir / "summary.json").exists()
+        if done > engine.state.max_epochs or (done == engine.state.max_epochs and finished):
             raise CheckpointError(
                 f"{self.run_dir / LAST} already finished {done} epochs; raise --epochs above {done} to train on"
             )
@@ -181,6 +183,8 @@ class TrainingCheckpoints:
         for name, obj in self.stateful.items():
             if name in state.get("stateful", {}):
                 obj.load_state_dict(state["stateful"][name])
+        if done == engine.state.max_epochs:  # stopped while finalising: the engine completes at once
+            engine.logger.info(f"{self.run_dir}: all {done} epochs were done; finishing the run (report, MLflow model)")
         engine.logger.info(f"resumed {self.run_dir} after epoch {done} (best val score so far "
                            f"{self.validator.state.best_metric:.4f} at epoch {self.validator.state.best_metric_epoch})")
         self.resume_state = None

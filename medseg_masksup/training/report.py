@@ -147,7 +147,7 @@ class TrainingReport:
             "mlflow_run_id": self.mlflow.run_id if self.mlflow else None,
         }
         self.record.mlflow_run_id = summary["mlflow_run_id"] or ""
-        write_json(self.run_dir / "summary.json", summary)
+        staged = write_json(self.run_dir / "config" / "summary.json", summary)  # run_dir/summary.json comes last
         write_json(self.run_dir / "training_record.json", self.record.state_dict())
         write_json(self.run_dir / "history.json", self.history)
         config_dir = self.run_dir / "config"
@@ -164,12 +164,16 @@ class TrainingReport:
             client.set_tag(run_id, "run_dir", str(self.run_dir))
             for path in [curves, *overlays]:  # top level: the compare view shows them side by side
                 client.log_artifact(run_id, str(path))
-            for name in ("summary.json", "training_record.json", "history.json"):
+            for name in ("training_record.json", "history.json"):  # summary.json: staged under config/
                 client.log_artifact(run_id, str(self.run_dir / name), "config")
             client.log_artifacts(run_id, str(config_dir), "config")
             if self.checkpoint_path.is_file():
                 client.log_artifact(run_id, str(self.checkpoint_path), "checkpoints")
             self._log_model(engine, client, run_id, summary["best_epoch"])
+            self.mlflow.close()  # FINISHED before summary.json marks the run folder finished
+        # the finished marker, written last: a run stopped before this point is resumed into this state
+        write_json(self.run_dir / "summary.json", summary)
+        staged.unlink()
         engine.logger.info(
             f"best validation Dice {summary['best_val_dice']:.4f} at epoch {summary['best_epoch']} "
             f"(Otsu threshold floor {self.threshold_dice:.4f}); checkpoint {self.checkpoint_path}"

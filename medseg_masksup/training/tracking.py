@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping, Sequence
 
 from mlflow.exceptions import MlflowException
 from monai.handlers import MLFlowHandler
 
+from .store import ensure_store, store_lock
+
 
 def sqlite_uri(path: str) -> str:
     """``sqlite:///<absolute path>``: MLflow 3's local store (plain file stores are refused since 3.13)."""
-    import os
-
     return "sqlite:///" + os.path.abspath(path)
 
 
@@ -33,16 +35,20 @@ class MLflowRunHandler(MLFlowHandler):
     run never logs a metric step twice. :func:`run_training` marks the run FAILED when training raises.
     """
 
-    def __init__(self, *args, run_id: str | None = None, share_with: MLflowRunHandler | None = None,
-                 tags: dict[str, str] | None = None, datalists: Mapping[str, Sequence[Mapping]] | None = None,
-                 dataset_name: str = "dataset", datalist_source: str = "", **kwargs) -> None:
+    def __init__(self, tracking_uri: str | None = None, *args, run_id: str | None = None,
+                 share_with: MLflowRunHandler | None = None, tags: dict[str, str] | None = None,
+                 datalists: Mapping[str, Sequence[Mapping]] | None = None, dataset_name: str = "dataset",
+                 datalist_source: str = "", **kwargs) -> None:
         if kwargs.get("run_name") is None and share_with is None and run_id is None:
             raise ValueError("MLflowRunHandler needs a run_name (or run_id / share_with)")
         self.explicit_artifact_location = kwargs.get("artifact_location")
         self.datalists, self.dataset_name, self.datalist_source = datalists, dataset_name, datalist_source
         if datalists is not None:
             kwargs["dataset_logger"] = self._log_datalists
-        super().__init__(*args, **kwargs)
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri
+        with store_lock(uri):  # one process creates the store (completely or not at all), the others open it
+            ensure_store(uri)
+            super().__init__(tracking_uri, *args, **kwargs)
         self.run_id = run_id
         self.share_with = share_with
         self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
@@ -52,15 +58,16 @@ class MLflowRunHandler(MLFlowHandler):
         artifacts relative to the store (:mod:`medseg_masksup.training.portable_store`)."""
         from .portable_store import create_experiment, rebase_artifacts
 
-        if self.experiment is None:
-            rebase_artifacts(self.client.tracking_uri)
-            if self.client.get_experiment_by_name(self.experiment_name) is None:
-                try:
-                    create_experiment(self.client, self.experiment_name, self.explicit_artifact_location)
-                except MlflowException as err:  # created meanwhile by another process
-                    if "RESOURCE_ALREADY_EXISTS" not in str(err):
-                        raise
-        super()._set_experiment()
+        with store_lock(self.client.tracking_uri):  # one process creates the experiment, the others find it
+            if self.experiment is None:
+                rebase_artifacts(self.client.tracking_uri)
+                if self.client.get_experiment_by_name(self.experiment_name) is None:
+                    try:
+                        create_experiment(self.client, self.experiment_name, self.explicit_artifact_location)
+                    except MlflowException as err:  # created meanwhile by a process without the lock
+                        if "RESOURCE_ALREADY_EXISTS" not in str(err):
+                            raise
+            super()._set_experiment()
 
     def start(self, engine) -> None:
         if self.cur_run is None:
@@ -112,21 +119,30 @@ class MLflowRunHandler(MLFlowHandler):
         if metrics:
             super()._log_metrics(metrics, step)
 
-    def fail(self) -> None:
-        """Mark the run FAILED (training raised)."""
+    def fail(self, status: str = "FAILED") -> None:
+        """End the run with ``status``: FAILED (training raised) or KILLED (the user interrupted it)."""
         if self.cur_run is not None:
-            self.client.set_terminated(self.cur_run.info.run_id, "FAILED")
+            self.client.set_terminated(self.cur_run.info.run_id, status)
             self.cur_run = None
 
 
-def run_training(trainer, mlflow_handler: MLflowRunHandler | None = None) -> None:
+def run_training(trainer, mlflow_handler: MLflowRunHandler | None = None, run_dir: str | None = None) -> None:
     """``trainer.run()``; on an error the MLflow run is marked FAILED, and a bad loss or bad data ends the
-    program with its one-line message instead of a stack trace."""
-    from ..checkpoint import CheckpointError
+    program with its one-line message instead of a stack trace. Ctrl-C marks the run KILLED and ends the
+    program (status 130) with one line: the epoch it stopped in and the command that resumes ``run_dir``."""
+    from ..errors import CheckpointError
+    from .interrupt import INTERRUPTED_STATUS, quiet_interrupt, resume_command
     from ..method.trainer import NonFiniteLossError
 
     try:
-        trainer.run()
+        with quiet_interrupt():
+            trainer.run()
+    except KeyboardInterrupt:
+        if mlflow_handler is not None:
+            mlflow_handler.fail("KILLED")
+        where = f"; resume with: {resume_command(run_dir)}" if run_dir else ""
+        print(f"\ninterrupted at epoch {trainer.state.epoch}{where}", file=sys.stderr, flush=True)  # below the progress bar
+        raise SystemExit(INTERRUPTED_STATUS) from None
     except BaseException as err:
         if mlflow_handler is not None:
             mlflow_handler.fail()
