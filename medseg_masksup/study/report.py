@@ -188,7 +188,7 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
     from ..checkpoint import load_network as load_checkpoint
     from ..inference.predictor import Predictor
     from ..io import read_case
-    from ..io.overlay import _display_rgb
+    from ..io.overlay import display_rgb
 
     results = [r for r in results if Path(r["checkpoints"][checkpoint]).is_file()]  # committed studies keep no weights
     scores = per_case_scores(results, checkpoint)
@@ -209,7 +209,7 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
         item_csv = _read_csv(by_run[(arms[0], seed, fold)]["eval"][checkpoint]["per_case_csv"])
         item = next(r for r in item_csv if r["case"] == key[1])
         case = read_case(item["image"])
-        rgb = _display_rgb(case.image)
+        rgb = display_rgb(case.image)
         panels = [("image", None), ("truth", None)] + [(arm, None) for arm in arms]
         for col, (name, _) in enumerate(panels):
             ax = axes[row][col]
