@@ -9,7 +9,7 @@ import sys
 from conftest import REPO, TRAIN_CONFIG
 from medseg_masksup.bundle_exit import exit_status, user_error_in
 from medseg_masksup.data.datalist import DatalistError
-from medseg_masksup.io.errors import InputError, NothingProcessedError
+from medseg_masksup.errors import InputError, NothingProcessedError
 
 BUNDLES = REPO / "bundles" / "masksup"
 ENV = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
