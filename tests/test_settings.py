@@ -12,6 +12,8 @@ GOOD = dict(method="masksup", network="unet", network_size="small", img_size=[12
 
 def test_defaults_are_fine():
     assert check_settings(**GOOD) == []
+    assert check_settings(**GOOD, spatial_mode="patch", scale=0.5, augmentation="strong", lr_schedule="cosine",
+                          warmup_epochs=5, bit_depth=12) == []
 
 
 @pytest.mark.parametrize(
@@ -31,6 +33,12 @@ def test_defaults_are_fine():
         ({"img_size": [128]}, "--img_size must be two positive integers like [128,128], got [128]"),
         ({"datalist": "/nowhere/datalist.json"}, "--datalist /nowhere/datalist.json does not exist"),
         ({"dataset_dir": "/nowhere"}, "--dataset_dir /nowhere does not exist"),
+        ({"spatial_mode": "tiles"}, "--spatial_mode 'tiles' is not known; choose one of resize, patch"),
+        ({"augmentation": "heavy"}, "--augmentation 'heavy' is not known; choose one of none, light, strong"),
+        ({"lr_schedule": "step"}, "--lr_schedule 'step' is not known; choose one of constant, cosine, poly"),
+        ({"scale": 0}, "--scale must be a number in (0, 4] (1.0 = native pixels), got 0"),
+        ({"warmup_epochs": 30}, "--warmup_epochs must be an integer >= 0 and below --epochs, got 30"),
+        ({"bit_depth": 9}, "--bit_depth must be auto or one of 8, 10, 12, 14, 16, got 9"),
     ],
 )
 def test_each_problem_is_one_line_saying_what_to_change(change, message):

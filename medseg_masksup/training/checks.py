@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .bundle import METHODS
-from ..data.datalist import load_split
+from ..data.datalist import BIT_DEPTHS, load_split
 from ..errors import DatalistError, SettingsError  # noqa: F401 - SettingsError: the error of this module's checks
 from ..method.loss import SEG_LOSSES
 from ..method.masking import MASK_KINDS
@@ -30,7 +30,7 @@ def check_settings(method: str, network: str, network_size: str, img_size, mask_
                    alpha: float, beta: float, gamma: float, seg_loss: str, epochs: int, batch_size: int, lr: float,
                    datalist: str = "", dataset_dir: str = "", val_fold: int = 0, spatial_mode: str = "resize",
                    scale: float = 1.0, augmentation: str = "light", lr_schedule: str = "constant",
-                   warmup_epochs: int = 0) -> list[str]:
+                   warmup_epochs: int = 0, bit_depth: int | str = "auto") -> list[str]:
     """Every problem with the settings, as one-line messages (empty when all is well)."""
     problems = []
 
@@ -46,6 +46,8 @@ def check_settings(method: str, network: str, network_size: str, img_size, mask_
     choice("spatial_mode", spatial_mode, SPATIAL_MODES)
     choice("augmentation", augmentation, AUGMENTATIONS)
     choice("lr_schedule", lr_schedule, LR_SCHEDULES)
+    if bit_depth != "auto" and (isinstance(bit_depth, bool) or str(bit_depth) not in {str(b) for b in BIT_DEPTHS}):
+        problems.append(f"--bit_depth must be auto or one of {', '.join(map(str, BIT_DEPTHS))}, got {bit_depth!r}")
     if not isinstance(scale, (int, float)) or not 0 < scale <= 4:
         problems.append(f"--scale must be a number in (0, 4] (1.0 = native pixels), got {scale!r}")
     if not isinstance(warmup_epochs, int) or warmup_epochs < 0 or (isinstance(epochs, int) and warmup_epochs >= max(epochs, 1)):
