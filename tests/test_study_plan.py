@@ -70,3 +70,13 @@ def test_paired_difference_detects_a_consistent_gain_and_not_noise():
     assert noise.ci_low < 0 < noise.ci_high and noise.p_wilcoxon > 0.01
     with pytest.raises(ValueError, match="differ in shape"):
         paired_difference(reference[:3], reference)
+
+
+def test_report_tables_use_only_folds_every_arm_finished():
+    from medseg_masksup.study.report import complete_groups
+
+    runs = [{"key": k, "arm": a, "seed": 0, "fold": f} for k, a, f in
+            [("baseline-s0-f0", "baseline", 0), ("masksup-s0-f0", "masksup", 0), ("baseline-s0-f1", "baseline", 1)]]
+    kept, left_out = complete_groups(runs)
+    assert [r["key"] for r in kept] == ["baseline-s0-f0", "masksup-s0-f0"]
+    assert left_out == ["baseline-s0-f1"]

@@ -238,15 +238,31 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
     return save_figure(fig, path)
 
 
+def complete_groups(results: Sequence[dict]) -> tuple[list[dict], list[str]]:
+    """The runs of the (seed, fold) pairs that every arm of the study has finished, and the keys of the others:
+    tables then compare arms on the same cases."""
+    arms = {r["arm"] for r in results}
+    by_group: dict[tuple[int, int], list[dict]] = defaultdict(list)
+    for r in results:
+        by_group[(int(r["seed"]), int(r["fold"]))].append(r)
+    keep = [r for runs in by_group.values() if {r["arm"] for r in runs} == arms for r in runs]
+    return keep, [r["key"] for r in results if r not in keep]
+
+
 def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str = "") -> dict[str, Path]:
     """All tables and figures of a study under ``out_dir``; returns their paths (``summary.md`` first)."""
     from ..io.atomic import write_csv, write_text
 
     out_dir = Path(out_dir)
+    results, left_out = complete_groups(results)
     summary = [row for kind in CHECKPOINT_KINDS for row in arm_summary(results, kind)]
     paired = [row for kind in CHECKPOINT_KINDS for row in paired_against_reference(results, kind)]
     curves = robustness_curves(results)
-    paths = {"summary_md": write_text(out_dir / "summary.md", markdown(summary, paired, curves, title))}
+    text = markdown(summary, paired, curves, title)
+    if left_out:
+        text += (f"\nLeft out until every arm has finished their seed and fold (comparisons stay paired): "
+                 f"{', '.join(sorted(left_out))}.\n")
+    paths = {"summary_md": write_text(out_dir / "summary.md", text)}
     if summary:
         paths["summary_csv"] = write_csv(out_dir / "summary.csv", summary, list(summary[0]))
         paths["bars"] = bar_chart(summary, out_dir / "bars.png", title)
