@@ -23,6 +23,8 @@ from .plan import REFERENCE_ARM
 from .statistics import bootstrap_ci, paired_difference
 
 METRICS = ("dice", "iou")
+#: one colour per arm in every figure
+ARM_COLOURS = {"baseline": "#7f7f7f", "context": "#1f77b4", "masksup": "#d62728", "baseline-2x": "#2ca02c"}
 CHECKPOINT_KINDS = ("final", "best")
 
 
@@ -143,12 +145,11 @@ def bar_chart(summary: Sequence[dict], path: Path, title: str = "") -> Path:
 
     rows = [r for r in summary if r["checkpoint"] == "final"] or list(summary)
     fig, axes = plt.subplots(1, 2, figsize=(4 + 1.2 * len(rows), 3.6))
-    colours = {"baseline": "#7f7f7f", "context": "#1f77b4", "masksup": "#d62728", "baseline-2x": "#2ca02c"}
     for ax, metric in zip(axes, METRICS):
         means = [r[f"{metric}_mean"] for r in rows]
         errors = np.array([[m - r[f"{metric}_ci_low"], r[f"{metric}_ci_high"] - m] for m, r in zip(means, rows)]).T
         ax.bar(range(len(rows)), means, yerr=np.nan_to_num(errors), capsize=4,
-               color=[colours.get(r["arm"], "#9467bd") for r in rows])
+               color=[ARM_COLOURS.get(r["arm"], "#9467bd") for r in rows])
         ax.set_xticks(range(len(rows)), [r["arm"] for r in rows], rotation=20)
         low = min((r[f"{metric}_ci_low"] for r in rows if not math.isnan(r[f"{metric}_ci_low"])), default=min(means))
         ax.set_ylim(max(0.0, low - 0.05), min(1.0, max(means) + 0.05))
@@ -166,7 +167,7 @@ def robustness_chart(curves: dict, path: Path, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     for arm, points in curves.items():
         h, d, s = (np.array(v) for v in zip(*points))
-        ax.errorbar(h * 100, d, yerr=s, marker="o", capsize=3, label=arm)
+        ax.errorbar(h * 100, d, yerr=s, marker="o", capsize=3, label=arm, color=ARM_COLOURS.get(arm))
     ax.set_xlabel("input hidden (%)")
     ax.set_ylabel("Dice")
     ax.set_ylim(0, 1)
