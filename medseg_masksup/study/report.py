@@ -203,7 +203,7 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
     keys.sort(key=lambda k: scores[arms[-1]][k]["dice"] - scores[arms[0]][k]["dice"])
     chosen = list(dict.fromkeys(keys[-(n_cases // 2 or 1):][::-1] + keys[: n_cases - n_cases // 2]))[:n_cases]
     by_run = {(r["arm"], int(r["seed"]), int(r["fold"])): r for r in results}
-    fig, axes = plt.subplots(len(chosen), 2 + len(arms), figsize=(3.0 * (2 + len(arms)), 2.6 * len(chosen)), squeeze=False)
+    fig, axes = plt.subplots(len(chosen), 2 + len(arms), figsize=(2.2 * (2 + len(arms)), 1.8 * len(chosen)), squeeze=False)
     predictors: dict = {}
     for row, key in enumerate(chosen):
         fold = scores[arms[0]][key]["fold"]
