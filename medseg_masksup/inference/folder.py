@@ -88,9 +88,10 @@ class FolderRun:
     def __init__(self, predictor: Predictor, cases: list, input: str | Path, output_dir: str | Path,
                  checkpoint: str | Path | list[str],
                  save_prob: bool = False, overlay: bool = True, verbose: bool = True, raise_if_none: bool = True,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, earlier: list[Path] | None = None) -> None:
         self.predictor, self.cases = predictor, cases
         self.overwrite = bool(overwrite)
+        self.earlier = earlier  # results found by an earlier claim_output_dir (run_folder claims before loading)
         self.input, self.output_dir = Path(input), Path(output_dir)
         self.checkpoint = checkpoint if isinstance(checkpoint, list) else str(checkpoint)
         self.save_prob, self.overlay, self.verbose, self.raise_if_none = bool(save_prob), bool(overlay), verbose, raise_if_none
@@ -110,7 +111,7 @@ class FolderRun:
         from ..io.write_mask import output_suffix, write_mask, write_probability
 
         predictor, options, out_root = self.predictor, self.predictor.options, self.output_dir
-        earlier = claim_output_dir(out_root, self.input, self.overwrite)
+        earlier = self.earlier if self.earlier is not None else claim_output_dir(out_root, self.input, self.overwrite)
         inputs = {f.resolve() for s in self.cases for f in [s.path, *s.files] if f.is_file()}
         remove_earlier_results([p for p in earlier if p.resolve() not in inputs])
         out_root.mkdir(parents=True, exist_ok=True)
@@ -189,10 +190,10 @@ def run_folder(
     input_path, out_root = check_run(input, output_dir, ckpt)
     from ..io.output_folder import claim_output_dir
 
-    claim_output_dir(out_root, input_path, bool(overwrite))  # refuse before loading anything
+    earlier = claim_output_dir(out_root, input_path, bool(overwrite))  # refuse before loading anything
     device = choose_device(options.device)
     networks, record = load_ensemble(ckpt, device)
     predictor = Predictor(networks, record, options, device)
     cases = find_cases(input_path, out_root)
     return FolderRun(predictor, cases, input_path, out_root, checkpoint_names(ckpt), save_prob=save_prob, overlay=overlay,
-                     verbose=verbose, raise_if_none=raise_if_none, overwrite=overwrite).run()
+                     verbose=verbose, raise_if_none=raise_if_none, overwrite=overwrite, earlier=earlier).run()
