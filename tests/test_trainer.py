@@ -105,3 +105,34 @@ def test_training_lowers_the_loss():
     trainer.add_event_handler(IterationEvents.MODEL_COMPLETED, lambda e: losses.append(float(e.state.output[0]["loss"])))
     trainer.run()
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4
+
+
+def test_training_step_feeds_plain_tensors_to_the_network():
+    """MetaTensor batches (what MONAI transforms make) reach the network as plain tensors: the training
+    step needs no metadata, and MetaTensor's per-op dispatch is a large share of a CPU step."""
+    from monai.data import MetaTensor
+
+    seen_types = []
+
+    class TypeRecordingNet(CountingNet):
+        def forward(self, x):
+            seen_types.append(type(x))
+            return super().forward(x)
+
+    g = torch.Generator().manual_seed(0)
+    data = [
+        {"image": MetaTensor(torch.randn(3, 16, 16, generator=g)), "label": MetaTensor((torch.rand(1, 16, 16, generator=g) > 0.5).float())}
+        for _ in range(2)
+    ]
+    net = TypeRecordingNet()
+    model = MaskSup(net, MaskGenerator(seed=0))
+    trainer = MaskSupTrainer(
+        device=torch.device("cpu"),
+        max_epochs=1,
+        train_data_loader=DataLoader(data, batch_size=2),
+        network=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        loss_function=MaskSupLoss(1, 1, 1),
+    )
+    trainer.run()
+    assert seen_types and all(t is torch.Tensor for t in seen_types), seen_types
