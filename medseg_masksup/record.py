@@ -45,6 +45,7 @@ class TrainingRecord:
     seg_loss: str = "bce"
     mask_kind: str = "freeform"
     mask_ratio: list[float] = field(default_factory=lambda: [0.4, 0.6])
+    mask_warmup_epochs: int = 0
     concat_branches: bool = False
     augmentation: str = "light"
     stain_jitter: bool = False

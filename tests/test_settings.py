@@ -13,7 +13,7 @@ GOOD = dict(method="masksup", network="unet", network_size="small", img_size=[12
 def test_defaults_are_fine():
     assert check_settings(**GOOD) == []
     assert check_settings(**GOOD, spatial_mode="patch", scale=0.5, augmentation="strong", lr_schedule="cosine",
-                          warmup_epochs=5, bit_depth=12) == []
+                          warmup_epochs=5, bit_depth=12, mask_warmup_epochs=10) == []
 
 
 @pytest.mark.parametrize(
@@ -39,6 +39,8 @@ def test_defaults_are_fine():
         ({"scale": 0}, "--scale must be a number in (0, 4] (1.0 = native pixels), got 0"),
         ({"warmup_epochs": 30}, "--warmup_epochs must be an integer >= 0 and below --epochs, got 30"),
         ({"bit_depth": 9}, "--bit_depth must be auto or one of 8, 10, 12, 14, 16, got 9"),
+        ({"mask_warmup_epochs": -1}, "--mask_warmup_epochs must be an integer >= 0, got -1"),
+        ({"mask_warmup_epochs": 2.5}, "--mask_warmup_epochs must be an integer >= 0, got 2.5"),
     ],
 )
 def test_each_problem_is_one_line_saying_what_to_change(change, message):
