@@ -55,6 +55,8 @@ class TrainingRecord:
     batch_size: int = 0
     lr: float = 0.0
     weight_decay: float = 0.0
+    #: decay of the weights' exponential moving average (0: none); with one, the checkpoint's weights are the average
+    ema_decay: float = 0.0
     seed: int = 0
     val_fold: int = 0
     dataset: str = ""

@@ -3,7 +3,9 @@
 Both files are written atomically (temporary file, fsync, rename), so a crash at any moment leaves the
 previous version intact. ``last.pt`` holds everything needed to continue: weights, optimizer, AMP
 scaler, epoch/iteration, RNG states (torch, CUDA, numpy, python, the mask generator), the validator's
-best score and the MLflow run id. Everything is plain tensors and Python types, so it loads with
+best score and the MLflow run id. With an EMA of the weights (``ema_decay``), ``model`` in both files is
+the averaged backbone (what validation scored and inference loads) and ``last.pt`` adds the raw weights
+(``raw_model``) and the EMA's counter (``ema``) to continue from. Everything is plain tensors and Python types, so it loads with
 ``torch.load(..., weights_only=True)``.
 """
 
@@ -20,6 +22,7 @@ from monai.utils import min_version, optional_import
 
 from ..checkpoint import BEST, CheckpointError, load_checkpoint, save_checkpoint
 from .distributed import is_main_process, rank_seed
+from .ema import WeightEMA
 from ..record import TrainingRecord
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -93,12 +96,12 @@ class TrainingCheckpoints:
     Attach it on every rank under torchrun: rank 0 writes, every rank restores.
 
     ``stateful`` maps names to further objects with ``state_dict``/``load_state_dict`` to carry along
-    (e.g. the training report's history).
+    (e.g. the training report's history). With ``ema``, its averaged backbone is what ``model`` holds.
     """
 
     def __init__(self, run_dir: str, network: torch.nn.Module, optimizer: torch.optim.Optimizer, validator,
                  record: TrainingRecord, masker=None, mlflow_handler=None, resume_state: dict | None = None,
-                 stateful: dict[str, Any] | None = None) -> None:
+                 stateful: dict[str, Any] | None = None, ema: WeightEMA | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.network = network
         self.optimizer = optimizer
@@ -108,6 +111,7 @@ class TrainingCheckpoints:
         self.mlflow = mlflow_handler
         self.resume_state = resume_state
         self.stateful = stateful or {}
+        self.ema = ema
 
     def attach(self, engine) -> None:
         engine.add_event_handler(Events.STARTED, self.restore)
@@ -118,13 +122,17 @@ class TrainingCheckpoints:
         if self.mlflow is not None and self.mlflow.run_id:
             self.record.mlflow_run_id = self.mlflow.run_id
 
+    def _model_weights(self) -> dict[str, torch.Tensor]:
+        """The weights validation scored and inference gets: the EMA's when there is one."""
+        return (self.ema.module if self.ema is not None else self.network).state_dict()
+
     def save_best(self, validator) -> None:
         """After validation: write ``model.pt`` if this epoch set a new best score (rank 0 only under torchrun)."""
         if validator.state.best_metric_epoch != validator.state.epoch or not is_main_process():
             return
         self._sync_record()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_checkpoint({"model": self.network.state_dict(), "training_record": self.record.state_dict(),
+        save_checkpoint({"model": self._model_weights(), "training_record": self.record.state_dict(),
                      "best_metric": float(validator.state.best_metric), "epoch": int(validator.state.epoch)},
                     self.run_dir / BEST)
 
@@ -134,7 +142,7 @@ class TrainingCheckpoints:
             return
         self._sync_record()
         state = {
-            "model": self.network.state_dict(),
+            "model": self._model_weights(),
             "optimizer": self.optimizer.state_dict(),
             "trainer": {"epoch": int(engine.state.epoch), "epoch_length": int(engine.state.epoch_length)},
             "validator": {"best_metric": float(self.validator.state.best_metric),
@@ -148,6 +156,9 @@ class TrainingCheckpoints:
             state["scaler"] = engine.scaler.state_dict()
         if self.masker is not None:
             state["masker"] = self.masker.get_state()
+        if self.ema is not None:
+            state["raw_model"] = self.network.state_dict()
+            state["ema"] = self.ema.state_dict()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_checkpoint(state, self.run_dir / LAST)
 
@@ -160,7 +171,9 @@ class TrainingCheckpoints:
         state = self.resume_state
         if state is None:
             return
-        self.network.load_state_dict(state["model"])
+        self.network.load_state_dict(state.get("raw_model", state["model"]))
+        if self.ema is not None and "ema" in state:  # else the EMA starts afresh from the restored weights
+            self.ema.load_state_dict(state["ema"], state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state and getattr(engine, "scaler", None) is not None:
             engine.scaler.load_state_dict(state["scaler"])

@@ -30,7 +30,8 @@ def check_settings(method: str, network: str, network_size: str, img_size, mask_
                    alpha: float, beta: float, gamma: float, seg_loss: str, epochs: int, batch_size: int, lr: float,
                    datalist: str = "", dataset_dir: str = "", val_fold: int = 0, spatial_mode: str = "resize",
                    scale: float = 1.0, augmentation: str = "light", lr_schedule: str = "constant",
-                   warmup_epochs: int = 0, bit_depth: int | str = "auto", mask_warmup_epochs: int = 0) -> list[str]:
+                   warmup_epochs: int = 0, bit_depth: int | str = "auto", mask_warmup_epochs: int = 0,
+                   ema_decay: float = 0.0) -> list[str]:
     """Every problem with the settings, as one-line messages (empty when all is well)."""
     problems = []
 
@@ -54,6 +55,8 @@ def check_settings(method: str, network: str, network_size: str, img_size, mask_
         problems.append(f"--warmup_epochs must be an integer >= 0 and below --epochs, got {warmup_epochs!r}")
     if not isinstance(mask_warmup_epochs, int) or isinstance(mask_warmup_epochs, bool) or mask_warmup_epochs < 0:
         problems.append(f"--mask_warmup_epochs must be an integer >= 0, got {mask_warmup_epochs!r}")
+    if isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float)) or not 0 <= ema_decay < 1:
+        problems.append(f"--ema_decay must be a number in [0, 1) (0: no EMA of the weights; typical 0.999), got {ema_decay!r}")
     problem = _ratio_problem(mask_ratio)
     if problem:
         problems.append(problem)
