@@ -21,3 +21,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real datasets not available ({SHARED_DATA} is absent)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_study_session(tmp_path_factory) -> tuple[Path, list[str]]:
+    """The tiny ``compare`` study (2 arms, 1 epoch), trained and evaluated once per session, and its arguments.
+    Tests must not change it: take a copy with ``study_fixtures.copy_study``."""
+    from study_fixtures import tiny_study_args
+
+    from medseg_masksup.commands.compare import main as compare
+
+    root = tmp_path_factory.mktemp("tiny-study")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        args = tiny_study_args(root / "data", root / "study")
+        assert compare(args) == 0
+    return root / "study", args
+
+
+@pytest.fixture
+def tiny_study(tiny_study_session, tmp_path) -> tuple[Path, list[str]]:
+    """A copy of the session's tiny study for this test, and its ``compare`` arguments."""
+    from study_fixtures import copy_study
+
+    return copy_study(*tiny_study_session, tmp_path / "study")

@@ -80,3 +80,11 @@ def test_report_tables_use_only_folds_every_arm_finished():
     kept, left_out = complete_groups(runs)
     assert [r["key"] for r in kept] == ["baseline-s0-f0", "masksup-s0-f0"]
     assert left_out == ["baseline-s0-f1"]
+
+
+def test_tta_is_no_training_setting(tmp_path):
+    saved = StudyPlan(name="s", datalist="d.json", epochs=10)
+    saved.save(tmp_path / "study.json")
+    check_resumable(StudyPlan.load(tmp_path / "study.json"), StudyPlan(name="s", datalist="d.json", epochs=10, tta=True),
+                    tmp_path / "study.json")
+    assert StudyPlan.load(tmp_path / "study.json").tta is False

@@ -8,17 +8,12 @@ from medseg_masksup.commands.compare import main as compare
 from medseg_masksup.study.runner import load_results
 
 
-def test_study_runs_evaluates_reports_and_resumes(tmp_path, capsys, monkeypatch):
+def test_study_runs_evaluates_reports_and_resumes(tiny_study, capsys, monkeypatch):
+    """``tiny_study`` is a copy of the study the session trained with ``compare``."""
     from mlflow.tracking import MlflowClient
 
-    from medseg_masksup.data.synthetic import ensure_synthetic_dataset
-
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    datalist = ensure_synthetic_dataset(tmp_path / "data", n_cases=10, size=32)
-    study = tmp_path / "study"
-    args = ["--datalist", str(datalist), "--output_dir", str(study), "--arms", "baseline", "masksup", "--epochs", "1",
-            "--set", "img_size=[32,32]", "batch_size=4", "--name", "tiny"]
-    assert compare(args) == 0
+    study, args = tiny_study
     results = load_results(study)
     assert sorted(r["key"] for r in results) == ["baseline-s0-f0", "masksup-s0-f0"]
     for result in results:

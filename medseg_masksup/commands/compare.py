@@ -6,6 +6,10 @@ resumes interrupted ones. Writes ``<output_dir>/report/`` (summary.md/.csv, pair
 robustness.png, cases.png); all runs sit in one MLflow experiment in ``<output_dir>/mlflow.db``,
 tagged study / arm / method / seed / fold.
 
+``--tta`` adds an evaluation of each final checkpoint with flip TTA (``eval-final-tta/``) and a
+"final + TTA" section to the report; runs finished before it was asked get only that evaluation. A study
+keeps ``--tta`` once asked.
+
 Exit status: 0 when every run finished, 1 when some failed (run again to retry), 2 for bad settings.
 """
 
@@ -37,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="bundle overrides for every run, e.g. batch_size=8")
     p.add_argument("--eval_split", default="auto", choices=("auto", "test", "validation", "heldout"),
                    help="split scored after training (auto: labelled test, else validation, else the held-out fold)")
+    p.add_argument("--tta", action="store_true",
+                   help="also score each final checkpoint with flip TTA (finished runs get only that evaluation; "
+                        "the study keeps it once asked)")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (each with OMP_NUM_THREADS=1 unless set)")
     p.add_argument("--report_only", action="store_true", help="write the report of the finished runs; train nothing")
     return p
@@ -51,7 +58,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     from medseg_masksup.study.plan import StudyPlan, parse_overrides
     from medseg_masksup.study.report import write_study_report
-    from medseg_masksup.study.runner import load_results, run_study
+    from medseg_masksup.study.runner import load_results, missing_evaluations, run_study
 
     out = Path(args.output_dir)
     if args.preset:
@@ -60,15 +67,14 @@ def _compare(args: argparse.Namespace) -> int:
         args.config_file = [str(bundle_file(f"presets/{args.preset}.json")), *args.config_file]
     plan = StudyPlan(name=args.name or out.resolve().name, datalist=args.datalist, epochs=args.epochs, arms=args.arms,
                      seeds=args.seeds, folds=args.folds, config_files=args.config_file,
-                     overrides=parse_overrides(args.set), eval_split=args.eval_split)
+                     overrides=parse_overrides(args.set), eval_split=args.eval_split, tta=args.tta)
     if not Path(args.datalist).is_file():
         from medseg_masksup.errors import UserError
 
         raise UserError(f"--datalist {args.datalist} does not exist")
     results = load_results(out) if args.report_only else run_study(plan, out, jobs=args.jobs)
-    expected = {s.key for s in plan.runs()}
     paths = write_study_report(results, out / "report", title=plan.name)
     print(paths["summary_md"].read_text())
     print(f"report: {out / 'report'}")
-    missing = expected - {r["key"] for r in results}
-    return 1 if missing and not args.report_only else 0
+    unfinished = [] if args.report_only else [s.key for s in plan.runs() if missing_evaluations(plan, out, s)]
+    return 1 if unfinished else 0

@@ -9,6 +9,8 @@ Arms:
 Every run of a study shares the bundle config files and overrides of the plan; an arm only sets
 ``method`` and ``epochs``, a run only ``seed`` and ``val_fold``. The plan is saved as ``study.json`` in the
 study folder; resuming with other training settings is refused (the runs would not be comparable).
+``tta`` (an extra evaluation of each final checkpoint with flip TTA) is no training setting: a study may
+switch it on later, and then keeps it.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class StudyPlan:
     eval_split: str = "auto"
     settings: dict = field(default_factory=dict)
     robustness_ratios: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])
+    tta: bool = False
 
     def __post_init__(self) -> None:
         unknown = [a for a in self.arms if a not in ARMS]

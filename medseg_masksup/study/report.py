@@ -5,6 +5,9 @@
   bootstrap 95 % CI.
 - ``paired.csv``: every arm against ``baseline`` on the same cases (per case, averaged over the seeds
   both arms finished): mean difference, bootstrap 95 % CI, Wilcoxon p, wins / losses.
+- ``tta.csv`` (studies run with ``--tta``, once every compared run has its ``final-tta`` evaluation): per
+  arm, the final checkpoint with flip TTA minus without, paired on the same cases; ``final-tta`` rows
+  ("final + TTA") then also appear in the tables above.
 - ``bars.png`` (means with CIs), ``robustness.png`` (Dice versus share hidden, every arm),
   ``cases.png`` (image, truth, baseline, MaskSup on the same held-out cases).
 """
@@ -26,6 +29,9 @@ METRICS = ("dice", "iou")
 #: one colour per arm in every figure
 ARM_COLOURS = {"baseline": "#7f7f7f", "context": "#1f77b4", "masksup": "#d62728", "baseline-2x": "#2ca02c"}
 CHECKPOINT_KINDS = ("final", "best")
+#: the evaluation of the final checkpoint with flip TTA (``compare --tta``), shown next to ``final``
+TTA_KIND = "final-tta"
+LABELS = {TTA_KIND: "final + TTA"}
 
 
 def _read_csv(path: str | Path) -> list[dict]:
@@ -72,23 +78,46 @@ def paired_against_reference(results: Sequence[dict], checkpoint: str = "final",
         return []
     rows = []
     for arm in sorted((a for a in scores if a != reference), key=_arm_order):
-        common = sorted(set(scores[arm]) & set(scores[reference]))
-        if not common:
-            continue
-        row = {"arm": arm, "reference": reference, "checkpoint": checkpoint,
-               "seeds": len({seed for seed, _ in common})}
-        for metric in METRICS:
-            per_case: dict[str, list[tuple[float, float]]] = defaultdict(list)
-            for key in common:
-                per_case[key[1]].append((scores[arm][key][metric], scores[reference][key][metric]))
-            other = np.array([np.mean([a for a, _ in v]) for v in per_case.values()])
-            ref = np.array([np.mean([b for _, b in v]) for v in per_case.values()])
-            diff = paired_difference(other, ref)
-            row.update({"cases": diff.n, f"{metric}_diff": diff.mean, f"{metric}_ci_low": diff.ci_low,
-                        f"{metric}_ci_high": diff.ci_high, f"{metric}_p_wilcoxon": diff.p_wilcoxon,
-                        f"{metric}_wins": diff.wins, f"{metric}_losses": diff.losses})
-        rows.append(row)
+        row = _paired_row(scores[arm], scores[reference])
+        if row:
+            rows.append({"arm": arm, "reference": reference, "checkpoint": checkpoint, **row})
     return rows
+
+
+def tta_gain(results: Sequence[dict]) -> list[dict]:
+    """Per arm, the final checkpoint with flip TTA minus without, on the same (seed, case) pairs."""
+    with_tta, without = per_case_scores(results, TTA_KIND), per_case_scores(results, "final")
+    rows = []
+    for arm in sorted(set(with_tta) & set(without), key=_arm_order):
+        row = _paired_row(with_tta[arm], without[arm])
+        if row:
+            rows.append({"arm": arm, "reference": "final", "checkpoint": TTA_KIND, **row})
+    return rows
+
+
+def _paired_row(other: dict[tuple[int, str], dict], reference: dict[tuple[int, str], dict]) -> dict:
+    """``other − reference`` per metric on their common (seed, case) keys, each case averaged over its seeds:
+    mean difference, bootstrap CI, Wilcoxon p, wins / losses (empty when they share no case)."""
+    common = sorted(set(other) & set(reference))
+    if not common:
+        return {}
+    row: dict = {"seeds": len({seed for seed, _ in common})}
+    for metric in METRICS:
+        per_case: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for key in common:
+            per_case[key[1]].append((other[key][metric], reference[key][metric]))
+        diff = paired_difference(np.array([np.mean([a for a, _ in v]) for v in per_case.values()]),
+                                 np.array([np.mean([b for _, b in v]) for v in per_case.values()]))
+        row.update({"cases": diff.n, f"{metric}_diff": diff.mean, f"{metric}_ci_low": diff.ci_low,
+                    f"{metric}_ci_high": diff.ci_high, f"{metric}_p_wilcoxon": diff.p_wilcoxon,
+                    f"{metric}_wins": diff.wins, f"{metric}_losses": diff.losses})
+    return row
+
+
+def evaluation_kinds(results: Sequence[dict]) -> tuple[str, ...]:
+    """The evaluations the tables show: ``final``, ``final-tta`` when every run has it, ``best``."""
+    with_tta = bool(results) and all(TTA_KIND in r["eval"] for r in results)
+    return ("final", TTA_KIND, "best") if with_tta else CHECKPOINT_KINDS
 
 
 def robustness_curves(results: Sequence[dict]) -> dict[str, list[tuple[float, float, float]]]:
@@ -112,21 +141,17 @@ def _fmt(value: float, digits: int = 4) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def markdown(summary: Sequence[dict], paired: Sequence[dict], curves: dict, title: str = "") -> str:
+def markdown(summary: Sequence[dict], paired: Sequence[dict], curves: dict, title: str = "",
+             tta: Sequence[dict] = ()) -> str:
     """The tables of a study as Markdown (what ``docs/results.md`` quotes)."""
     lines = [f"### {title}" if title else "", "", "| arm | checkpoint | runs | cases | Dice (mean ± std over runs) | Dice 95 % CI | IoU (mean ± std) | IoU 95 % CI |",
              "|---|---|---:|---:|---|---|---|---|"]
     for r in summary:
-        lines.append(f"| {r['arm']} | {r['checkpoint']} | {r['runs']} | {r['cases']} | {_fmt(r['dice_mean'])} ± {_fmt(r['dice_run_std'])} | "
+        lines.append(f"| {r['arm']} | {_label(r['checkpoint'])} | {r['runs']} | {r['cases']} | {_fmt(r['dice_mean'])} ± {_fmt(r['dice_run_std'])} | "
                      f"[{_fmt(r['dice_ci_low'])}, {_fmt(r['dice_ci_high'])}] | {_fmt(r['iou_mean'])} ± {_fmt(r['iou_run_std'])} | "
                      f"[{_fmt(r['iou_ci_low'])}, {_fmt(r['iou_ci_high'])}] |")
-    if paired:
-        lines += ["", "| arm − baseline | checkpoint | seeds | cases | ΔDice [95 % CI] | p (Wilcoxon) | ΔIoU [95 % CI] | p (Wilcoxon) | wins/losses (IoU) |",
-                  "|---|---|---:|---:|---|---:|---|---:|---|"]
-        for r in paired:
-            lines.append(f"| {r['arm']} | {r['checkpoint']} | {r['seeds']} | {r['cases']} | {_fmt(r['dice_diff'])} [{_fmt(r['dice_ci_low'])}, {_fmt(r['dice_ci_high'])}] | "
-                         f"{_fmt(r['dice_p_wilcoxon'], 3)} | {_fmt(r['iou_diff'])} [{_fmt(r['iou_ci_low'])}, {_fmt(r['iou_ci_high'])}] | "
-                         f"{_fmt(r['iou_p_wilcoxon'], 3)} | {r['iou_wins']}/{r['iou_losses']} |")
+    lines += _paired_table(paired, "arm − baseline")
+    lines += _paired_table(tta, "arm: TTA − no TTA")
     if curves:
         ratios = sorted({round(h, 2) for points in curves.values() for h, _, _ in points})
         lines += ["", "| arm | " + " | ".join(f"Dice, {h:.0%} hidden" for h in ratios) + " | kept at ~50 % |",
@@ -137,6 +162,23 @@ def markdown(summary: Sequence[dict], paired: Sequence[dict], curves: dict, titl
             cells = {round(h, 2): d for h, d, _ in points}
             lines.append(f"| {arm} | " + " | ".join(_fmt(cells.get(h, math.nan), 3) for h in ratios) + f" | {_fmt(half / clean if clean else math.nan, 2)}× |")
     return "\n".join(lines).strip() + "\n"
+
+
+def _label(kind: str) -> str:
+    return LABELS.get(kind, kind)
+
+
+def _paired_table(rows: Sequence[dict], header: str) -> list[str]:
+    """Markdown lines of paired differences (rows of :func:`_paired_row` with arm and checkpoint); none for no rows."""
+    if not rows:
+        return []
+    lines = ["", f"| {header} | checkpoint | seeds | cases | ΔDice [95 % CI] | p (Wilcoxon) | ΔIoU [95 % CI] | p (Wilcoxon) | wins/losses (IoU) |",
+             "|---|---|---:|---:|---|---:|---|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['arm']} | {_label(r['checkpoint'])} | {r['seeds']} | {r['cases']} | {_fmt(r['dice_diff'])} [{_fmt(r['dice_ci_low'])}, {_fmt(r['dice_ci_high'])}] | "
+                     f"{_fmt(r['dice_p_wilcoxon'], 3)} | {_fmt(r['iou_diff'])} [{_fmt(r['iou_ci_low'])}, {_fmt(r['iou_ci_high'])}] | "
+                     f"{_fmt(r['iou_p_wilcoxon'], 3)} | {r['iou_wins']}/{r['iou_losses']} |")
+    return lines
 
 
 def bar_chart(summary: Sequence[dict], path: Path, title: str = "") -> Path:
@@ -256,19 +298,27 @@ def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str 
 
     out_dir = Path(out_dir)
     results, left_out = complete_groups(results)
-    summary = [row for kind in CHECKPOINT_KINDS for row in arm_summary(results, kind)]
-    paired = [row for kind in CHECKPOINT_KINDS for row in paired_against_reference(results, kind)]
+    kinds = evaluation_kinds(results)
+    summary = [row for kind in kinds for row in arm_summary(results, kind)]
+    paired = [row for kind in kinds for row in paired_against_reference(results, kind)]
+    tta = tta_gain(results) if TTA_KIND in kinds else []
     curves = robustness_curves(results)
-    text = markdown(summary, paired, curves, title)
+    text = markdown(summary, paired, curves, title, tta)
     if left_out:
         text += (f"\nLeft out until every arm has finished their seed and fold (comparisons stay paired): "
                  f"{', '.join(sorted(left_out))}.\n")
+    lacking = sorted(r["key"] for r in results if TTA_KIND not in r["eval"])
+    if TTA_KIND not in kinds and len(lacking) < len(results):
+        text += (f"\n{_label(TTA_KIND)} is shown once every compared run has it (`compare --tta`); "
+                 f"still without: {', '.join(lacking)}.\n")
     paths = {"summary_md": write_text(out_dir / "summary.md", text)}
     if summary:
         paths["summary_csv"] = write_csv(out_dir / "summary.csv", summary, list(summary[0]))
         paths["bars"] = bar_chart(summary, out_dir / "bars.png", title)
     if paired:
         paths["paired_csv"] = write_csv(out_dir / "paired.csv", paired, list(paired[0]))
+    if tta:
+        paths["tta_csv"] = write_csv(out_dir / "tta.csv", tta, list(tta[0]))
     if curves:
         paths["robustness"] = robustness_chart(curves, out_dir / "robustness.png", title)
     cases = side_by_side(results, out_dir / "cases.png")

@@ -10,12 +10,15 @@ Layout of a study folder::
         train.log                 the training output
         train/                    the training run folder (model.pt, last.pt, figures ...)
         eval-best/ eval-final/    per_case.csv + summary.json of ``evaluate``
+        eval-final-tta/           the same for the final checkpoint with flip TTA (studies with ``tta``)
         robustness/               robustness.csv of the final checkpoint
         result.json               written last, atomically: the run is done
 
 A run whose ``result.json`` exists is skipped; an interrupted training is resumed from its ``last.pt``;
 a finished training whose evaluation was interrupted is only evaluated. So a study stopped by a crash,
-Ctrl-C or the end of a session carries on where it was when the same command runs again.
+Ctrl-C or the end of a session carries on where it was when the same command runs again. A finished run
+that lacks an evaluation the plan asks for (``final-tta`` once a study switches ``tta`` on) gets only that
+evaluation; its ``result.json`` is replaced when the evaluation is complete.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..bundle_files import bundle_file
@@ -35,6 +39,23 @@ from .plan import RunSpec, StudyPlan, check_resumable
 PLAN_FILE = "study.json"
 RESULT_FILE = "result.json"
 CHECKPOINTS = {"best": "model.pt", "final": "last.pt"}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One scoring of a run on the held-out split: which checkpoint (a key of ``CHECKPOINTS``), with flip TTA or not."""
+
+    checkpoint: str
+    tta: bool = False
+
+
+#: every evaluation a run can get, by its name in ``result.json``'s ``"eval"`` (written to ``eval-<name>/``)
+EVALUATIONS = {"best": Evaluation("best"), "final": Evaluation("final"), "final-tta": Evaluation("final", tta=True)}
+
+
+def planned_evaluations(plan: StudyPlan) -> list[str]:
+    """The evaluations every run of ``plan`` gets (``final-tta`` only when the study asks for TTA)."""
+    return [name for name, evaluation in EVALUATIONS.items() if plan.tta or not evaluation.tta]
 
 
 def tracking_uri(study_dir: Path) -> str:
@@ -48,7 +69,15 @@ def run_dir(study_dir: Path, spec: RunSpec) -> Path:
 
 
 def is_done(study_dir: Path, spec: RunSpec) -> bool:
+    """Whether the run is trained and evaluated (its ``result.json`` exists)."""
     return (run_dir(study_dir, spec) / RESULT_FILE).is_file()
+
+
+def missing_evaluations(plan: StudyPlan, study_dir: Path, spec: RunSpec) -> list[str]:
+    """The planned evaluations that the run's ``result.json`` lacks (all of them before the run is done)."""
+    path = run_dir(study_dir, spec) / RESULT_FILE
+    done = json.loads(path.read_text())["eval"] if path.is_file() else {}
+    return [name for name in planned_evaluations(plan) if name not in done]
 
 
 def run_tags(plan: StudyPlan, spec: RunSpec) -> dict[str, str]:
@@ -94,26 +123,35 @@ def train(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> Path:
     return finished
 
 
-def evaluate(plan: StudyPlan, spec: RunSpec, study_dir: Path, training_dir: Path) -> dict:
-    """``evaluate`` on the held-out split for the best and the final checkpoint, and the final one's robustness curve."""
+def evaluate(plan: StudyPlan, spec: RunSpec, study_dir: Path, training_dir: Path, names: list[str]) -> dict[str, dict]:
+    """``evaluate`` on the held-out split for each of the evaluations ``names``: ``{name: result.json entry}``."""
     from ..inference.evaluation import evaluate_checkpoint
-    from ..inference.robustness import run_robustness
 
     folder, uri, tags = run_dir(study_dir, spec), tracking_uri(study_dir), run_tags(plan, spec)
-    out: dict = {"checkpoints": {}, "eval": {}}
-    for which, name in CHECKPOINTS.items():
-        ckpt = training_dir / name
-        report = evaluate_checkpoint(ckpt, plan.datalist, folder / f"eval-{which}", split=plan.eval_split,
-                                     tracking_uri=uri, run_name=f"evaluate-{spec.key}-{which}", progress=False,
-                                     verbose=False, tags={**tags, "checkpoint": which}, device="cpu")
-        out["checkpoints"][which] = _relative(ckpt, study_dir)
-        out["eval"][which] = {"split": report.split, "per_case_csv": _relative(report.per_case_csv, study_dir),
-                              "metrics": report.summary}
-    robust = run_robustness(training_dir / CHECKPOINTS["final"], plan.datalist, folder / "robustness",
-                            ratios=plan.robustness_ratios, split=plan.eval_split, tracking_uri=uri,
-                            run_name=f"robustness-{spec.key}", progress=False, verbose=False, tags=tags, device="cpu")
-    out["robustness_csv"] = _relative(robust.table, study_dir)
+    out = {}
+    for name in names:
+        evaluation = EVALUATIONS[name]
+        ckpt = training_dir / CHECKPOINTS[evaluation.checkpoint]
+        if not ckpt.is_file():
+            raise UserError(f"{ckpt}: checkpoint of run {spec.key} not found; cannot run its {name} evaluation")
+        report = evaluate_checkpoint(ckpt, plan.datalist, folder / f"eval-{name}", split=plan.eval_split,
+                                     tracking_uri=uri, run_name=f"evaluate-{spec.key}-{name}", progress=False,
+                                     verbose=False, device="cpu", tta=evaluation.tta,
+                                     tags={**tags, "checkpoint": evaluation.checkpoint, "tta": str(evaluation.tta).lower()})
+        out[name] = {"split": report.split, "per_case_csv": _relative(report.per_case_csv, study_dir),
+                     "metrics": report.summary}
     return out
+
+
+def robustness(plan: StudyPlan, spec: RunSpec, study_dir: Path, training_dir: Path) -> str:
+    """The final checkpoint's robustness curve on the held-out split; its table, relative to the study folder."""
+    from ..inference.robustness import run_robustness
+
+    robust = run_robustness(training_dir / CHECKPOINTS["final"], plan.datalist, run_dir(study_dir, spec) / "robustness",
+                            ratios=plan.robustness_ratios, split=plan.eval_split, tracking_uri=tracking_uri(study_dir),
+                            run_name=f"robustness-{spec.key}", progress=False, verbose=False,
+                            tags=run_tags(plan, spec), device="cpu")
+    return _relative(robust.table, study_dir)
 
 
 def _relative(path: Path, study_dir: Path) -> str:
@@ -133,10 +171,13 @@ def _absolute(result: dict, study_dir: Path) -> dict:
 
 
 def run_one(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> dict:
-    """Train, evaluate and record one run (``result.json`` last, atomically)."""
+    """Train, evaluate and record one run (``result.json`` last, atomically); a finished run only gets the
+    evaluations it lacks."""
     from ..io.atomic import write_json
 
     folder = run_dir(study_dir, spec)
+    if is_done(study_dir, spec):
+        return complete_run(plan, spec, study_dir)
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     training_dir = train(plan, spec, study_dir)
@@ -145,10 +186,30 @@ def run_one(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> dict:
     result = {"key": spec.key, "arm": spec.arm.name, "method": spec.arm.method, "seed": spec.seed, "fold": spec.fold,
               "epochs": spec.epochs, "training_dir": _relative(training_dir, study_dir), "best_val_dice": summary.get("best_val_dice"),
               "best_epoch": summary.get("best_epoch"), "mlflow_run_id": summary.get("mlflow_run_id"),
-              **evaluate(plan, spec, study_dir, training_dir)}
+              "checkpoints": {which: _relative(training_dir / name, study_dir) for which, name in CHECKPOINTS.items()},
+              "eval": evaluate(plan, spec, study_dir, training_dir, planned_evaluations(plan)),
+              "robustness_csv": robustness(plan, spec, study_dir, training_dir)}
     result["seconds"] = {"this_session_training": round(trained - started, 1),
                          "evaluation": round(time.perf_counter() - trained, 1)}
     write_json(folder / RESULT_FILE, result)
+    return result
+
+
+def complete_run(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> dict:
+    """Add the evaluations a finished run lacks to its ``result.json`` (replaced only once they are complete);
+    nothing is trained and the other evaluations are left as they are."""
+    from ..io.atomic import write_json
+
+    path = run_dir(study_dir, spec) / RESULT_FILE
+    result = json.loads(path.read_text())
+    missing = missing_evaluations(plan, study_dir, spec)
+    if not missing:
+        return result
+    started = time.perf_counter()
+    result["eval"].update(evaluate(plan, spec, study_dir, Path(study_dir) / result["training_dir"], missing))
+    seconds = result.setdefault("seconds", {})
+    seconds["evaluation"] = round(seconds.get("evaluation", 0.0) + time.perf_counter() - started, 1)
+    write_json(path, result)
     return result
 
 
@@ -167,6 +228,7 @@ def prepare_study(plan: StudyPlan, study_dir: Path) -> StudyPlan:
         plan.arms = list(dict.fromkeys(saved.arms + plan.arms))
         plan.seeds = list(dict.fromkeys(saved.seeds + plan.seeds))
         plan.folds = list(dict.fromkeys(saved.folds + plan.folds))
+        plan.tta = plan.tta or saved.tta  # once asked, every run of the study gets it (the report compares all runs)
     plan.save(path)
     from ..training.store import ensure_store, store_lock
 
@@ -183,9 +245,15 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print) 
     study_dir = Path(study_dir)
     plan = prepare_study(plan, study_dir)
     specs = list(plan.runs())
-    pending = [s for s in specs if not is_done(study_dir, s)]
-    log(f"study {plan.name}: {len(specs)} runs, {len(specs) - len(pending)} already done, {len(pending)} to run "
-        f"({jobs} at a time); folder {study_dir}")
+    pending = [s for s in specs if missing_evaluations(plan, study_dir, s)]
+    to_train = [s for s in pending if not is_done(study_dir, s)]
+    to_complete = [s for s in pending if s not in to_train]
+    completing = ""
+    if to_complete:
+        names = dict.fromkeys(name for s in to_complete for name in missing_evaluations(plan, study_dir, s))
+        completing = f", {len(to_complete)} of them to complete ({', '.join(names)} evaluation)"
+    log(f"study {plan.name}: {len(specs)} runs, {len(specs) - len(to_train)} already done{completing}, "
+        f"{len(to_train)} to run ({jobs} at a time); folder {study_dir}")
     env = {**os.environ}
     if jobs > 1:
         env.setdefault("OMP_NUM_THREADS", "1")
@@ -193,17 +261,21 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print) 
 
     def launch(spec: RunSpec) -> None:
         started = time.perf_counter()
-        log(f"  start {spec.key} ({spec.epochs} epochs)")
+        trains = not is_done(study_dir, spec)
+        log(f"  start {spec.key} ({spec.epochs} epochs)" if trains
+            else f"  start {spec.key} ({', '.join(missing_evaluations(plan, study_dir, spec))} evaluation only)")
         command = [sys.executable, "-m", "medseg_masksup.study.runner", str(study_dir), spec.key]
         code = subprocess.call(command, env=env)
         minutes = (time.perf_counter() - started) / 60
-        if code != 0 or not is_done(study_dir, spec):
+        if code != 0 or missing_evaluations(plan, study_dir, spec):
             failures.append(spec.key)
-            log(f"  FAILED {spec.key} after {minutes:.1f} min (see {run_dir(study_dir, spec) / 'train.log'})")
+            log(f"  FAILED {spec.key} after {minutes:.1f} min"
+                + (f" (see {run_dir(study_dir, spec) / 'train.log'})" if trains else " (its error is above)"))
             return
         result = json.loads((run_dir(study_dir, spec) / RESULT_FILE).read_text())
-        final = result["eval"]["final"]["metrics"]["dice"]["mean"]
-        log(f"  done  {spec.key} in {minutes:.1f} min: final-checkpoint Dice {final:.4f} "
+        dice = {name: entry["metrics"]["dice"]["mean"] for name, entry in result["eval"].items()}
+        tta = f", with TTA {dice['final-tta']:.4f}" if "final-tta" in dice else ""
+        log(f"  done  {spec.key} in {minutes:.1f} min: final-checkpoint Dice {dice['final']:.4f}{tta} "
             f"(best val Dice {result['best_val_dice']:.4f} at epoch {result['best_epoch']})")
 
     with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:

@@ -1,0 +1,22 @@
+"""Shared helpers for the study tests: the tiny ``compare`` study (2 arms, 1 epoch, 32 px synthetic data),
+trained once per test session; tests work on copies of it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+
+def tiny_study_args(data_dir: Path, study: Path) -> list[str]:
+    """The ``compare`` arguments of the tiny study in ``study`` (its synthetic datalist is made in ``data_dir``)."""
+    from medseg_masksup.data.synthetic import ensure_synthetic_dataset
+
+    datalist = ensure_synthetic_dataset(data_dir, n_cases=10, size=32)
+    return ["--datalist", str(datalist), "--output_dir", str(study), "--arms", "baseline", "masksup", "--epochs", "1",
+            "--set", "img_size=[32,32]", "batch_size=4", "--name", "tiny"]
+
+
+def copy_study(study: Path, args: list[str], target: Path) -> tuple[Path, list[str]]:
+    """A copy of ``study`` at ``target`` and its ``compare`` arguments (``--output_dir`` pointing at the copy)."""
+    shutil.copytree(study, target)
+    return target, [str(target) if a == str(study) else a for a in args]

@@ -1,0 +1,133 @@
+"""``compare --tta``: a finished study gets the final checkpoint's flip-TTA evaluation added (no retraining,
+nothing else touched, ``result.json`` replaced only when it is complete) and a report section comparing it."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from medseg_masksup.commands.compare import main as compare
+from medseg_masksup.study.plan import StudyPlan
+from medseg_masksup.study.report import write_study_report
+from medseg_masksup.study.runner import RESULT_FILE, run_one
+
+RUNS = ("baseline-s0-f0", "masksup-s0-f0")
+
+
+def _fingerprints(study: Path) -> dict[str, str]:
+    """sha256 of every file of the runs but their result.json."""
+    return {str(p.relative_to(study)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((study / "runs").rglob("*")) if p.is_file() and p.name != RESULT_FILE}
+
+
+def test_tta_is_added_to_a_finished_study_without_retraining(tiny_study, capsys, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    study, args = tiny_study  # a copy of the session's study, trained and evaluated without TTA
+    before = _fingerprints(study)
+    results_before = {key: json.loads((study / "runs" / key / RESULT_FILE).read_text()) for key in RUNS}
+    capsys.readouterr()
+
+    assert compare([*args, "--tta"]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs, 2 already done, 2 of them to complete (final-tta evaluation), 0 to run" in out
+    after = _fingerprints(study)
+    assert {k: v for k, v in after.items() if "/eval-final-tta/" not in k} == before  # training, last.pt, other evals
+    for key in RUNS:
+        assert (study / "runs" / key / "eval-final-tta" / "per_case.csv").is_file()
+        result = json.loads((study / "runs" / key / RESULT_FILE).read_text())
+        tta = result["eval"].pop("final-tta")
+        assert tta["per_case_csv"] == f"runs/{key}/eval-final-tta/per_case.csv"
+        assert tta["split"] == result["eval"]["final"]["split"] and tta["metrics"]["dice"]["n"] == 2
+        assert {k: v for k, v in result.items() if k != "seconds"} == {
+            k: v for k, v in results_before[key].items() if k != "seconds"}
+        summary = json.loads((study / "runs" / key / "eval-final-tta" / "summary.json").read_text())
+        assert summary["options"]["tta"] is True and summary["checkpoint"].endswith("last.pt")
+    assert json.loads((study / "study.json").read_text())["tta"] is True
+
+    text = (study / "report" / "summary.md").read_text()
+    assert "| baseline | final + TTA | 1 | 2 |" in text and "| masksup | final + TTA | 1 | 2 |" in text
+    assert "| arm: TTA − no TTA |" in text and "| masksup | final + TTA | 1 | 2 |" in text.split("TTA − no TTA")[1]
+    with open(study / "report" / "tta.csv", newline="") as fh:
+        assert [row["arm"] for row in csv.DictReader(fh)] == ["baseline", "masksup"]
+
+    client = MlflowClient(f"sqlite:///{study / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.tta = 'true'")
+    assert sorted(r.info.run_name for r in runs) == [f"evaluate-{key}-final-tta" for key in RUNS]
+
+    # the study keeps TTA: a later call without --tta has nothing left to do, and --report_only still reports it
+    assert compare(args) == 0
+    assert "2 runs, 2 already done, 0 to run" in capsys.readouterr().out
+    assert _fingerprints(study) == after
+    assert compare([*args, "--report_only"]) == 0
+    assert "final + TTA" in (study / "report" / "summary.md").read_text()
+
+
+def test_interrupted_tta_evaluation_leaves_result_json_as_it_was(tiny_study, monkeypatch):
+    import medseg_masksup.inference.evaluation as evaluation
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    study, _ = tiny_study
+    plan = StudyPlan.load(study / "study.json")
+    plan.tta = True
+    spec = next(s for s in plan.runs() if s.key == RUNS[0])
+    result_file = study / "runs" / RUNS[0] / RESULT_FILE
+    saved = result_file.read_bytes()
+
+    def interrupted(*args, **kwargs):  # the evaluation wrote its tables, then is stopped while logging to MLflow
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation, "log_run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_one(plan, spec, study)
+    assert (study / "runs" / RUNS[0] / "eval-final-tta" / "per_case.csv").is_file()
+    assert result_file.read_bytes() == saved
+    assert not list(result_file.parent.glob(f".{RESULT_FILE}*"))
+
+    monkeypatch.undo()
+    assert "final-tta" in run_one(plan, spec, study)["eval"]
+    assert "final-tta" in json.loads(result_file.read_text())["eval"]
+
+
+def _fake_run(folder: Path, arm: str, evaluations: dict[str, list[float]]) -> dict:
+    """A finished run's result (paths absolute, as load_results gives them) with per-case Dice per evaluation."""
+    result = {"key": f"{arm}-s0-f0", "arm": arm, "seed": 0, "fold": 0, "eval": {},
+              "checkpoints": {"best": str(folder / "none.pt"), "final": str(folder / "none.pt")}}
+    for name, dice in evaluations.items():
+        path = folder / f"{arm}-{name}.csv"
+        rows = [{"case": f"c{i}", "status": "ok", "dice": d, "iou": d / (2 - d)} for i, d in enumerate(dice)]
+        with open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        mean = sum(dice) / len(dice)
+        result["eval"][name] = {"per_case_csv": str(path), "metrics": {m: {"mean": mean} for m in ("dice", "iou")}}
+    return result
+
+
+def test_report_compares_tta_only_when_every_run_has_it(tmp_path):
+    dice = [0.6, 0.7, 0.75, 0.8, 0.82, 0.85]
+    gain = 0.05
+    evaluations = {"best": dice, "final": dice, "final-tta": [d + gain for d in dice]}
+    results = [_fake_run(tmp_path, "baseline", evaluations), _fake_run(tmp_path, "masksup", evaluations)]
+
+    paths = write_study_report(results, tmp_path / "report")
+    text = paths["summary_md"].read_text()
+    assert "| baseline | final + TTA | 1 | 6 |" in text
+    with open(paths["tta_csv"], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["arm"] for r in rows] == ["baseline", "masksup"]
+    for row in rows:
+        assert float(row["dice_diff"]) == pytest.approx(gain, abs=1e-5)
+        assert int(row["dice_wins"]) == len(dice) and int(row["dice_losses"]) == 0 and float(row["dice_ci_low"]) > 0
+
+    del results[1]["eval"]["final-tta"]
+    text = write_study_report(results, tmp_path / "report2")["summary_md"].read_text()
+    assert "| final + TTA |" not in text and "TTA − no TTA" not in text
+    assert "still without: masksup-s0-f0" in text
+    assert not (tmp_path / "report2" / "tta.csv").exists()
