@@ -52,6 +52,8 @@ class TrainingRecord:
     lr_schedule: str = "constant"
     warmup_epochs: int = 0
     epochs: int = 0
+    #: training samples per epoch (0: one pass over the training set)
+    samples_per_epoch: int = 0
     batch_size: int = 0
     lr: float = 0.0
     weight_decay: float = 0.0

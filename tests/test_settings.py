@@ -40,6 +40,7 @@ def test_defaults_are_fine():
         ({"warmup_epochs": 30}, "--warmup_epochs must be an integer >= 0 and below --epochs, got 30"),
         ({"bit_depth": 9}, "--bit_depth must be auto or one of 8, 10, 12, 14, 16, got 9"),
         ({"mask_warmup_epochs": -1}, "--mask_warmup_epochs must be an integer >= 0, got -1"),
+        ({"samples_per_epoch": -4}, "--samples_per_epoch must be an integer >= 0 (0: one pass over the training set), got -4"),
         ({"mask_warmup_epochs": 2.5}, "--mask_warmup_epochs must be an integer >= 0, got 2.5"),
     ],
 )

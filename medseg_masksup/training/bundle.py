@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+from torch.utils.data import RandomSampler
+
 from ..method.masking import MaskGenerator
 from ..data.synthetic import ensure_synthetic_dataset
 
@@ -32,6 +34,14 @@ def method_weights(method: str, alpha: float, beta: float, gamma: float) -> tupl
 def make_masker(method: str, kind: str, ratio, seed: int) -> MaskGenerator | None:
     """The training masker, or ``None`` for the baseline (then no masked forward runs at all)."""
     return None if check_method(method) == "baseline" else MaskGenerator(kind, ratio, seed=seed)
+
+
+def epoch_sampler(dataset, samples_per_epoch: int) -> RandomSampler | None:
+    """nnU-Net-style fixed-length epochs: ``samples_per_epoch`` training samples per epoch, drawn as
+    back-to-back shuffles of the whole set (each image seen equally often); ``None`` (0) = one pass."""
+    if not samples_per_epoch:
+        return None
+    return RandomSampler(dataset, replacement=False, num_samples=int(samples_per_epoch))
 
 
 def resolve_datalist(datalist: str, dataset_dir: str, output_dir: str, synthetic_cases: int = 200,

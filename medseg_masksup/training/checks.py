@@ -31,7 +31,7 @@ def check_settings(method: str, network: str, network_size: str, img_size, mask_
                    datalist: str = "", dataset_dir: str = "", val_fold: int = 0, spatial_mode: str = "resize",
                    scale: float = 1.0, augmentation: str = "light", lr_schedule: str = "constant",
                    warmup_epochs: int = 0, bit_depth: int | str = "auto", mask_warmup_epochs: int = 0,
-                   ema_decay: float = 0.0) -> list[str]:
+                   ema_decay: float = 0.0, samples_per_epoch: int = 0) -> list[str]:
     """Every problem with the settings, as one-line messages (empty when all is well)."""
     problems = []
 
@@ -57,6 +57,8 @@ def check_settings(method: str, network: str, network_size: str, img_size, mask_
         problems.append(f"--mask_warmup_epochs must be an integer >= 0, got {mask_warmup_epochs!r}")
     if isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float)) or not 0 <= ema_decay < 1:
         problems.append(f"--ema_decay must be a number in [0, 1) (0: no EMA of the weights; typical 0.999), got {ema_decay!r}")
+    if not isinstance(samples_per_epoch, int) or isinstance(samples_per_epoch, bool) or samples_per_epoch < 0:
+        problems.append(f"--samples_per_epoch must be an integer >= 0 (0: one pass over the training set), got {samples_per_epoch!r}")
     problem = _ratio_problem(mask_ratio)
     if problem:
         problems.append(problem)
@@ -100,4 +102,13 @@ def validate_or_exit(**settings) -> None:
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def refuse_under_distributed(samples_per_epoch: int) -> None:
+    """Multi-process training shards one pass per epoch (``DistributedSampler``): ``samples_per_epoch``
+    is single-process only; exit with status 2 and one line rather than silently ignoring it."""
+    if samples_per_epoch:
+        print("error: --samples_per_epoch works in single-process training only; under torchrun each epoch is one "
+              "pass over the training set (drop --samples_per_epoch or raise --epochs)", file=sys.stderr)
         raise SystemExit(2)
