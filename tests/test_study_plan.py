@@ -88,3 +88,11 @@ def test_tta_is_no_training_setting(tmp_path):
     check_resumable(StudyPlan.load(tmp_path / "study.json"), StudyPlan(name="s", datalist="d.json", epochs=10, tta=True),
                     tmp_path / "study.json")
     assert StudyPlan.load(tmp_path / "study.json").tta is False
+
+
+def test_tiny_p_values_read_as_below_one_in_a_thousand_not_zero():
+    from medseg_masksup.study.report import format_p
+
+    assert format_p(0.0004) == "< 0.001" and format_p(0.0) == "< 0.001"
+    assert format_p(0.001) == "0.001" and format_p(0.5504) == "0.550"
+    assert format_p(float("nan")) == "–" and format_p(None) == "–"

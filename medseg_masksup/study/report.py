@@ -141,6 +141,13 @@ def _fmt(value: float, digits: int = 4) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def format_p(value: float | None) -> str:
+    """A p-value with 3 decimals; below 0.001 as ``< 0.001`` (never a misleading ``0.000``)."""
+    if value is not None and not math.isnan(value) and value < 0.001:
+        return "< 0.001"
+    return _fmt(value, 3)
+
+
 def markdown(summary: Sequence[dict], paired: Sequence[dict], curves: dict, title: str = "",
              tta: Sequence[dict] = ()) -> str:
     """The tables of a study as Markdown (what ``docs/results.md`` quotes)."""
@@ -176,8 +183,8 @@ def _paired_table(rows: Sequence[dict], header: str) -> list[str]:
              "|---|---|---:|---:|---|---:|---|---:|---|"]
     for r in rows:
         lines.append(f"| {r['arm']} | {_label(r['checkpoint'])} | {r['seeds']} | {r['cases']} | {_fmt(r['dice_diff'])} [{_fmt(r['dice_ci_low'])}, {_fmt(r['dice_ci_high'])}] | "
-                     f"{_fmt(r['dice_p_wilcoxon'], 3)} | {_fmt(r['iou_diff'])} [{_fmt(r['iou_ci_low'])}, {_fmt(r['iou_ci_high'])}] | "
-                     f"{_fmt(r['iou_p_wilcoxon'], 3)} | {r['iou_wins']}/{r['iou_losses']} |")
+                     f"{format_p(r['dice_p_wilcoxon'])} | {_fmt(r['iou_diff'])} [{_fmt(r['iou_ci_low'])}, {_fmt(r['iou_ci_high'])}] | "
+                     f"{format_p(r['iou_p_wilcoxon'])} | {r['iou_wins']}/{r['iou_losses']} |")
     return lines
 
 
