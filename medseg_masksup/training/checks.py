@@ -53,12 +53,12 @@ def check_settings(method: str, network: str, network_size: str, img_size, mask_
         problems.append(f"--scale must be a number in (0, 4] (1.0 = native pixels), got {scale!r}")
     if not isinstance(warmup_epochs, int) or warmup_epochs < 0 or (isinstance(epochs, int) and warmup_epochs >= max(epochs, 1)):
         problems.append(f"--warmup_epochs must be an integer >= 0 and below --epochs, got {warmup_epochs!r}")
-    if not isinstance(mask_warmup_epochs, int) or isinstance(mask_warmup_epochs, bool) or mask_warmup_epochs < 0:
-        problems.append(f"--mask_warmup_epochs must be an integer >= 0, got {mask_warmup_epochs!r}")
+    for flag, value, meaning in (("mask_warmup_epochs", mask_warmup_epochs, ""),
+                                 ("samples_per_epoch", samples_per_epoch, " (0: one pass over the training set)")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            problems.append(f"--{flag} must be an integer >= 0{meaning}, got {value!r}")
     if isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float)) or not 0 <= ema_decay < 1:
         problems.append(f"--ema_decay must be a number in [0, 1) (0: no EMA of the weights; typical 0.999), got {ema_decay!r}")
-    if not isinstance(samples_per_epoch, int) or isinstance(samples_per_epoch, bool) or samples_per_epoch < 0:
-        problems.append(f"--samples_per_epoch must be an integer >= 0 (0: one pass over the training set), got {samples_per_epoch!r}")
     problem = _ratio_problem(mask_ratio)
     if problem:
         problems.append(problem)
