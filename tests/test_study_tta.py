@@ -131,3 +131,21 @@ def test_report_compares_tta_only_when_every_run_has_it(tmp_path):
     assert "| final + TTA |" not in text and "TTA − no TTA" not in text
     assert "still without: masksup-s0-f0" in text
     assert not (tmp_path / "report2" / "tta.csv").exists()
+
+
+def test_tta_on_a_run_without_its_checkpoint_names_the_file_and_keeps_the_result(tiny_study, capfd, monkeypatch):
+    """A committed study folder has no weights: ``--tta`` says which checkpoint is missing, fails the run
+    (exit 1) and leaves its ``result.json`` as it was."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    study, args = tiny_study
+    result_path = study / "runs" / "baseline-s0-f0" / RESULT_FILE
+    before = result_path.read_bytes()
+    last = study / json.loads(before)["checkpoints"]["final"]
+    last.unlink()
+    capfd.readouterr()
+
+    assert compare([*args, "--tta"]) == 1
+    captured = capfd.readouterr()
+    assert f"error: {last}: checkpoint of run baseline-s0-f0 not found; cannot run its final-tta evaluation" in captured.err
+    assert "FAILED baseline-s0-f0" in captured.out
+    assert result_path.read_bytes() == before
