@@ -3,6 +3,7 @@ trained once per test session; tests work on copies of it."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -20,3 +21,19 @@ def copy_study(study: Path, args: list[str], target: Path) -> tuple[Path, list[s
     """A copy of ``study`` at ``target`` and its ``compare`` arguments (``--output_dir`` pointing at the copy)."""
     shutil.copytree(study, target)
     return target, [str(target) if a == str(study) else a for a in args]
+
+
+def fake_run(folder: Path, arm: str, evaluations: dict[str, list[float]]) -> dict:
+    """A finished run's result (paths absolute, as load_results gives them) with per-case Dice per evaluation."""
+    result = {"key": f"{arm}-s0-f0", "arm": arm, "seed": 0, "fold": 0, "eval": {},
+              "checkpoints": {"best": str(folder / "none.pt"), "final": str(folder / "none.pt")}}
+    for name, dice in evaluations.items():
+        path = folder / f"{arm}-{name}.csv"
+        rows = [{"case": f"c{i}", "status": "ok", "dice": d, "iou": d / (2 - d)} for i, d in enumerate(dice)]
+        with open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        mean = sum(dice) / len(dice)
+        result["eval"][name] = {"per_case_csv": str(path), "metrics": {m: {"mean": mean} for m in ("dice", "iou")}}
+    return result

@@ -14,6 +14,7 @@ from medseg_masksup.commands.compare import main as compare
 from medseg_masksup.study.plan import StudyPlan
 from medseg_masksup.study.report import write_study_report
 from medseg_masksup.study.runner import RESULT_FILE, run_one
+from study_fixtures import fake_run
 
 RUNS = ("baseline-s0-f0", "masksup-s0-f0")
 
@@ -94,27 +95,11 @@ def test_interrupted_tta_evaluation_leaves_result_json_as_it_was(tiny_study, mon
     assert "final-tta" in json.loads(result_file.read_text())["eval"]
 
 
-def _fake_run(folder: Path, arm: str, evaluations: dict[str, list[float]]) -> dict:
-    """A finished run's result (paths absolute, as load_results gives them) with per-case Dice per evaluation."""
-    result = {"key": f"{arm}-s0-f0", "arm": arm, "seed": 0, "fold": 0, "eval": {},
-              "checkpoints": {"best": str(folder / "none.pt"), "final": str(folder / "none.pt")}}
-    for name, dice in evaluations.items():
-        path = folder / f"{arm}-{name}.csv"
-        rows = [{"case": f"c{i}", "status": "ok", "dice": d, "iou": d / (2 - d)} for i, d in enumerate(dice)]
-        with open(path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        mean = sum(dice) / len(dice)
-        result["eval"][name] = {"per_case_csv": str(path), "metrics": {m: {"mean": mean} for m in ("dice", "iou")}}
-    return result
-
-
 def test_report_compares_tta_only_when_every_run_has_it(tmp_path):
     dice = [0.6, 0.7, 0.75, 0.8, 0.82, 0.85]
     gain = 0.05
     evaluations = {"best": dice, "final": dice, "final-tta": [d + gain for d in dice]}
-    results = [_fake_run(tmp_path, "baseline", evaluations), _fake_run(tmp_path, "masksup", evaluations)]
+    results = [fake_run(tmp_path, "baseline", evaluations), fake_run(tmp_path, "masksup", evaluations)]
 
     paths = write_study_report(results, tmp_path / "report")
     text = paths["summary_md"].read_text()

@@ -7,8 +7,10 @@ robustness.png, cases.png); all runs sit in one MLflow experiment in ``<output_d
 tagged study / arm / method / seed / fold.
 
 ``--tta`` adds an evaluation of each final checkpoint with flip TTA (``eval-final-tta/``) and a
-"final + TTA" section to the report; runs finished before it was asked get only that evaluation. A study
-keeps ``--tta`` once asked.
+"final + TTA" section to the report; runs finished before it was asked get only that evaluation.
+``--keep_largest`` does the same for nnU-Net's post-processing (keep only the largest connected component)
+and the report says, per arm, whether the cross-validation chooses it (``postprocessing.json``).
+A study keeps either once asked.
 
 Exit status: 0 when every run finished, 1 when some failed (run again to retry), 2 for bad settings.
 """
@@ -44,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true",
                    help="also score each final checkpoint with flip TTA (finished runs get only that evaluation; "
                         "the study keeps it once asked)")
+    p.add_argument("--keep_largest", action="store_true",
+                   help="also score each final checkpoint keeping only the largest connected component, and choose "
+                        "it per arm where it raises the mean Dice of the held-out cases (nnU-Net's rule); the study "
+                        "keeps it once asked")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (each with OMP_NUM_THREADS=1 unless set)")
     p.add_argument("--report_only", action="store_true", help="write the report of the finished runs; train nothing")
     return p
@@ -67,7 +73,8 @@ def _compare(args: argparse.Namespace) -> int:
         args.config_file = [str(bundle_file(f"presets/{args.preset}.json")), *args.config_file]
     plan = StudyPlan(name=args.name or out.resolve().name, datalist=args.datalist, epochs=args.epochs, arms=args.arms,
                      seeds=args.seeds, folds=args.folds, config_files=args.config_file,
-                     overrides=parse_overrides(args.set), eval_split=args.eval_split, tta=args.tta)
+                     overrides=parse_overrides(args.set), eval_split=args.eval_split, tta=args.tta,
+                     keep_largest=args.keep_largest)
     if not Path(args.datalist).is_file():
         from medseg_masksup.errors import UserError
 

@@ -9,8 +9,8 @@ Arms:
 Every run of a study shares the bundle config files and overrides of the plan; an arm only sets
 ``method`` and ``epochs``, a run only ``seed`` and ``val_fold``. The plan is saved as ``study.json`` in the
 study folder; resuming with other training settings is refused (the runs would not be comparable).
-``tta`` (an extra evaluation of each final checkpoint with flip TTA) is no training setting: a study may
-switch it on later, and then keeps it.
+``tta`` and ``keep_largest`` (extra evaluations of each final checkpoint: with flip TTA, keeping only the
+largest connected component) are no training settings: a study may switch them on later, and then keeps them.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class StudyPlan:
     settings: dict = field(default_factory=dict)
     robustness_ratios: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])
     tta: bool = False
+    keep_largest: bool = False
 
     def __post_init__(self) -> None:
         unknown = [a for a in self.arms if a not in ARMS]

@@ -8,6 +8,10 @@
 - ``tta.csv`` (studies run with ``--tta``, once every compared run has its ``final-tta`` evaluation): per
   arm, the final checkpoint with flip TTA minus without, paired on the same cases; ``final-tta`` rows
   ("final + TTA") then also appear in the tables above.
+- ``postprocessing.csv`` / ``postprocessing.json`` (studies run with ``--keep_largest``): per arm, keeping
+  only the largest connected component minus not, paired on the same cases (without and, where the study
+  has it, with TTA), and the choice nnU-Net makes from its cross-validation: keep it where it raises the
+  mean Dice of the held-out cases.
 - ``bars.png`` (means with CIs), ``robustness.png`` (Dice versus share hidden, every arm),
   ``cases.png`` (image, truth, baseline, MaskSup on the same held-out cases).
 """
@@ -31,7 +35,12 @@ ARM_COLOURS = {"baseline": "#7f7f7f", "context": "#1f77b4", "masksup": "#d62728"
 CHECKPOINT_KINDS = ("final", "best")
 #: the evaluation of the final checkpoint with flip TTA (``compare --tta``), shown next to ``final``
 TTA_KIND = "final-tta"
-LABELS = {TTA_KIND: "final + TTA"}
+#: the post-processed evaluations (``compare --keep_largest``) and the evaluation each one post-processes
+POSTPROCESSED_KINDS = {"final-largest": "final", "final-tta-largest": TTA_KIND}
+#: evaluations of the final checkpoint the tables show after ``final``, once every compared run has them
+OPTIONAL_KINDS = (TTA_KIND, *POSTPROCESSED_KINDS)
+LABELS = {TTA_KIND: "final + TTA", "final-largest": "final + largest component",
+          "final-tta-largest": "final + TTA + largest component"}
 
 
 def _read_csv(path: str | Path) -> list[dict]:
@@ -84,14 +93,29 @@ def paired_against_reference(results: Sequence[dict], checkpoint: str = "final",
     return rows
 
 
+def evaluation_gain(results: Sequence[dict], kind: str, reference: str) -> list[dict]:
+    """Per arm, evaluation ``kind`` minus evaluation ``reference`` of the same runs, on the same (seed, case) pairs."""
+    other, base = per_case_scores(results, kind), per_case_scores(results, reference)
+    rows = []
+    for arm in sorted(set(other) & set(base), key=_arm_order):
+        row = _paired_row(other[arm], base[arm])
+        if row:
+            rows.append({"arm": arm, "reference": reference, "checkpoint": kind, **row})
+    return rows
+
+
 def tta_gain(results: Sequence[dict]) -> list[dict]:
     """Per arm, the final checkpoint with flip TTA minus without, on the same (seed, case) pairs."""
-    with_tta, without = per_case_scores(results, TTA_KIND), per_case_scores(results, "final")
+    return evaluation_gain(results, TTA_KIND, "final")
+
+
+def postprocessing_choice(results: Sequence[dict], kinds: Sequence[str]) -> list[dict]:
+    """Per arm and post-processed evaluation in ``kinds``: largest component minus none on the same cases, and
+    ``chosen`` as nnU-Net decides from its cross-validation (the mean Dice of the held-out cases rises)."""
     rows = []
-    for arm in sorted(set(with_tta) & set(without), key=_arm_order):
-        row = _paired_row(with_tta[arm], without[arm])
-        if row:
-            rows.append({"arm": arm, "reference": "final", "checkpoint": TTA_KIND, **row})
+    for kind, reference in POSTPROCESSED_KINDS.items():
+        if kind in kinds and reference in kinds:
+            rows += [{**row, "chosen": row["dice_diff"] > 0} for row in evaluation_gain(results, kind, reference)]
     return rows
 
 
@@ -115,9 +139,9 @@ def _paired_row(other: dict[tuple[int, str], dict], reference: dict[tuple[int, s
 
 
 def evaluation_kinds(results: Sequence[dict]) -> tuple[str, ...]:
-    """The evaluations the tables show: ``final``, ``final-tta`` when every run has it, ``best``."""
-    with_tta = bool(results) and all(TTA_KIND in r["eval"] for r in results)
-    return ("final", TTA_KIND, "best") if with_tta else CHECKPOINT_KINDS
+    """The evaluations the tables show: ``final``, those of ``OPTIONAL_KINDS`` every run has, ``best``."""
+    optional = [kind for kind in OPTIONAL_KINDS if results and all(kind in r["eval"] for r in results)]
+    return ("final", *optional, "best")
 
 
 def robustness_curves(results: Sequence[dict]) -> dict[str, list[tuple[float, float, float]]]:
@@ -149,7 +173,7 @@ def format_p(value: float | None) -> str:
 
 
 def markdown(summary: Sequence[dict], paired: Sequence[dict], curves: dict, title: str = "",
-             tta: Sequence[dict] = ()) -> str:
+             tta: Sequence[dict] = (), postprocessing: Sequence[dict] = ()) -> str:
     """The tables of a study as Markdown (what ``docs/results.md`` quotes)."""
     lines = [f"### {title}" if title else "", "", "| arm | checkpoint | runs | cases | Dice (mean ± std over runs) | Dice 95 % CI | IoU (mean ± std) | IoU 95 % CI |",
              "|---|---|---:|---:|---|---|---|---|"]
@@ -159,6 +183,7 @@ def markdown(summary: Sequence[dict], paired: Sequence[dict], curves: dict, titl
                      f"[{_fmt(r['iou_ci_low'])}, {_fmt(r['iou_ci_high'])}] |")
     lines += _paired_table(paired, "arm − baseline")
     lines += _paired_table(tta, "arm: TTA − no TTA")
+    lines += _paired_table(postprocessing, "arm: largest component − none", chosen=True)
     if curves:
         ratios = sorted({round(h, 2) for points in curves.values() for h, _, _ in points})
         lines += ["", "| arm | " + " | ".join(f"Dice, {h:.0%} hidden" for h in ratios) + " | kept at ~50 % |",
@@ -175,16 +200,19 @@ def _label(kind: str) -> str:
     return LABELS.get(kind, kind)
 
 
-def _paired_table(rows: Sequence[dict], header: str) -> list[str]:
-    """Markdown lines of paired differences (rows of :func:`_paired_row` with arm and checkpoint); none for no rows."""
+def _paired_table(rows: Sequence[dict], header: str, chosen: bool = False) -> list[str]:
+    """Markdown lines of paired differences (rows of :func:`_paired_row` with arm and checkpoint; with ``chosen``,
+    a last column from each row's ``chosen``); none for no rows."""
     if not rows:
         return []
-    lines = ["", f"| {header} | checkpoint | seeds | cases | ΔDice [95 % CI] | p (Wilcoxon) | ΔIoU [95 % CI] | p (Wilcoxon) | wins/losses (IoU) |",
-             "|---|---|---:|---:|---|---:|---|---:|---|"]
+    extra = (" chosen by CV |", "---|") if chosen else ("", "")
+    lines = ["", f"| {header} | checkpoint | seeds | cases | ΔDice [95 % CI] | p (Wilcoxon) | ΔIoU [95 % CI] | p (Wilcoxon) | wins/losses (IoU) |{extra[0]}",
+             f"|---|---|---:|---:|---|---:|---|---:|---|{extra[1]}"]
     for r in rows:
         lines.append(f"| {r['arm']} | {_label(r['checkpoint'])} | {r['seeds']} | {r['cases']} | {_fmt(r['dice_diff'])} [{_fmt(r['dice_ci_low'])}, {_fmt(r['dice_ci_high'])}] | "
                      f"{format_p(r['dice_p_wilcoxon'])} | {_fmt(r['iou_diff'])} [{_fmt(r['iou_ci_low'])}, {_fmt(r['iou_ci_high'])}] | "
-                     f"{format_p(r['iou_p_wilcoxon'])} | {r['iou_wins']}/{r['iou_losses']} |")
+                     f"{format_p(r['iou_p_wilcoxon'])} | {r['iou_wins']}/{r['iou_losses']} |"
+                     + ((" yes |" if r["chosen"] else " no |") if chosen else ""))
     return lines
 
 
@@ -299,9 +327,36 @@ def complete_groups(results: Sequence[dict]) -> tuple[list[dict], list[str]]:
     return keep, [r["key"] for r in results if r not in keep]
 
 
+def _postprocessing_record(rows: Sequence[dict]) -> dict:
+    """``postprocessing.json``: per arm and evaluation, whether to keep only the largest component (``infer
+    --keep_largest``) and the evidence, as nnU-Net keeps its cross-validation's choice for inference."""
+    record: dict = {"rule": "keep only the largest connected component where it raises the mean Dice of the held-out cases"}
+    for r in rows:
+        record.setdefault(r["arm"], {})[r["reference"]] = {
+            "keep_largest": bool(r["chosen"]), "cases": r["cases"], "seeds": r["seeds"], "dice_diff": _or_none(r["dice_diff"]),
+            "dice_ci": [_or_none(r["dice_ci_low"]), _or_none(r["dice_ci_high"])], "dice_p_wilcoxon": _or_none(r["dice_p_wilcoxon"])}
+    return record
+
+
+def _or_none(value: float) -> float | None:
+    """``value``, or ``None`` for NaN (JSON has no NaN)."""
+    return None if value is None or math.isnan(float(value)) else float(value)
+
+
+def _postprocessing_sentence(rows: Sequence[dict]) -> str:
+    """One line per arm of what the cross-validation chooses (nnU-Net's rule), from the rows without TTA."""
+    plain = [r for r in rows if r["reference"] == "final"] or list(rows)
+    chosen = [r["arm"] for r in plain if r["chosen"]]
+    others = [r["arm"] for r in plain if not r["chosen"]]
+    parts = ([f"keep only the largest component for {', '.join(chosen)} (`infer --keep_largest`)"] if chosen else []) + (
+        [f"no post-processing for {', '.join(others)}"] if others else [])
+    return ("Post-processing chosen by the held-out cases (nnU-Net's rule: keep it where the mean Dice rises): "
+            + "; ".join(parts) + ".\n")
+
+
 def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str = "") -> dict[str, Path]:
     """All tables and figures of a study under ``out_dir``; returns their paths (``summary.md`` first)."""
-    from ..io.atomic import write_csv, write_text
+    from ..io.atomic import write_csv, write_json, write_text
 
     out_dir = Path(out_dir)
     results, left_out = complete_groups(results)
@@ -309,15 +364,19 @@ def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str 
     summary = [row for kind in kinds for row in arm_summary(results, kind)]
     paired = [row for kind in kinds for row in paired_against_reference(results, kind)]
     tta = tta_gain(results) if TTA_KIND in kinds else []
+    postprocessing = postprocessing_choice(results, kinds)
     curves = robustness_curves(results)
-    text = markdown(summary, paired, curves, title, tta)
+    text = markdown(summary, paired, curves, title, tta, postprocessing)
+    if postprocessing:
+        text += "\n" + _postprocessing_sentence(postprocessing)
     if left_out:
         text += (f"\nLeft out until every arm has finished their seed and fold (comparisons stay paired): "
                  f"{', '.join(sorted(left_out))}.\n")
-    lacking = sorted(r["key"] for r in results if TTA_KIND not in r["eval"])
-    if TTA_KIND not in kinds and len(lacking) < len(results):
-        text += (f"\n{_label(TTA_KIND)} is shown once every compared run has it (`compare --tta`); "
-                 f"still without: {', '.join(lacking)}.\n")
+    for kind, option in ((TTA_KIND, "--tta"), ("final-largest", "--keep_largest")):
+        lacking = sorted(r["key"] for r in results if kind not in r["eval"])
+        if kind not in kinds and len(lacking) < len(results):
+            text += (f"\n{_label(kind)} is shown once every compared run has it (`compare {option}`); "
+                     f"still without: {', '.join(lacking)}.\n")
     paths = {"summary_md": write_text(out_dir / "summary.md", text)}
     if summary:
         paths["summary_csv"] = write_csv(out_dir / "summary.csv", summary, list(summary[0]))
@@ -326,6 +385,9 @@ def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str 
         paths["paired_csv"] = write_csv(out_dir / "paired.csv", paired, list(paired[0]))
     if tta:
         paths["tta_csv"] = write_csv(out_dir / "tta.csv", tta, list(tta[0]))
+    if postprocessing:
+        paths["postprocessing_csv"] = write_csv(out_dir / "postprocessing.csv", postprocessing, list(postprocessing[0]))
+        paths["postprocessing_json"] = write_json(out_dir / "postprocessing.json", _postprocessing_record(postprocessing))
     if curves:
         paths["robustness"] = robustness_chart(curves, out_dir / "robustness.png", title)
     cases = side_by_side(results, out_dir / "cases.png")

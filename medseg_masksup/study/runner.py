@@ -11,14 +11,16 @@ Layout of a study folder::
         train/                    the training run folder (model.pt, last.pt, figures ...)
         eval-best/ eval-final/    per_case.csv + summary.json of ``evaluate``
         eval-final-tta/           the same for the final checkpoint with flip TTA (studies with ``tta``)
+        eval-final-largest/       ... keeping only the largest connected component (studies with ``keep_largest``;
+        eval-final-tta-largest/   with both: TTA, then the largest component)
         robustness/               robustness.csv of the final checkpoint
         result.json               written last, atomically: the run is done
 
 A run whose ``result.json`` exists is skipped; an interrupted training is resumed from its ``last.pt``;
 a finished training whose evaluation was interrupted is only evaluated. So a study stopped by a crash,
 Ctrl-C or the end of a session carries on where it was when the same command runs again. A finished run
-that lacks an evaluation the plan asks for (``final-tta`` once a study switches ``tta`` on) gets only that
-evaluation; its ``result.json`` is replaced when the evaluation is complete.
+that lacks an evaluation the plan asks for (``final-tta`` once a study switches ``tta`` on, ``final-largest``
+once it switches ``keep_largest`` on) gets only that evaluation; its ``result.json`` is replaced when the evaluation is complete.
 """
 
 from __future__ import annotations
@@ -43,19 +45,25 @@ CHECKPOINTS = {"best": "model.pt", "final": "last.pt"}
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One scoring of a run on the held-out split: which checkpoint (a key of ``CHECKPOINTS``), with flip TTA or not."""
+    """One scoring of a run on the held-out split: which checkpoint (a key of ``CHECKPOINTS``), with flip TTA or
+    not, keeping only the largest connected component or not."""
 
     checkpoint: str
     tta: bool = False
+    keep_largest: bool = False
 
 
 #: every evaluation a run can get, by its name in ``result.json``'s ``"eval"`` (written to ``eval-<name>/``)
-EVALUATIONS = {"best": Evaluation("best"), "final": Evaluation("final"), "final-tta": Evaluation("final", tta=True)}
+EVALUATIONS = {"best": Evaluation("best"), "final": Evaluation("final"), "final-tta": Evaluation("final", tta=True),
+               "final-largest": Evaluation("final", keep_largest=True),
+               "final-tta-largest": Evaluation("final", tta=True, keep_largest=True)}
 
 
 def planned_evaluations(plan: StudyPlan) -> list[str]:
-    """The evaluations every run of ``plan`` gets (``final-tta`` only when the study asks for TTA)."""
-    return [name for name, evaluation in EVALUATIONS.items() if plan.tta or not evaluation.tta]
+    """The evaluations every run of ``plan`` gets (those with TTA or the largest component only when the study
+    asks for them)."""
+    return [name for name, evaluation in EVALUATIONS.items()
+            if (plan.tta or not evaluation.tta) and (plan.keep_largest or not evaluation.keep_largest)]
 
 
 def tracking_uri(study_dir: Path) -> str:
@@ -136,8 +144,9 @@ def evaluate(plan: StudyPlan, spec: RunSpec, study_dir: Path, training_dir: Path
             raise UserError(f"{ckpt}: checkpoint of run {spec.key} not found; cannot run its {name} evaluation")
         report = evaluate_checkpoint(ckpt, plan.datalist, folder / f"eval-{name}", split=plan.eval_split,
                                      tracking_uri=uri, run_name=f"evaluate-{spec.key}-{name}", progress=False,
-                                     verbose=False, device="cpu", tta=evaluation.tta,
-                                     tags={**tags, "checkpoint": evaluation.checkpoint, "tta": str(evaluation.tta).lower()})
+                                     verbose=False, device="cpu", tta=evaluation.tta, keep_largest=evaluation.keep_largest,
+                                     tags={**tags, "checkpoint": evaluation.checkpoint, "tta": str(evaluation.tta).lower(),
+                                           "keep_largest": str(evaluation.keep_largest).lower()})
         out[name] = {"split": report.split, "per_case_csv": _relative(report.per_case_csv, study_dir),
                      "metrics": report.summary}
     return out
@@ -228,7 +237,8 @@ def prepare_study(plan: StudyPlan, study_dir: Path) -> StudyPlan:
         plan.arms = list(dict.fromkeys(saved.arms + plan.arms))
         plan.seeds = list(dict.fromkeys(saved.seeds + plan.seeds))
         plan.folds = list(dict.fromkeys(saved.folds + plan.folds))
-        plan.tta = plan.tta or saved.tta  # once asked, every run of the study gets it (the report compares all runs)
+        # once asked, every run of the study gets them (the report compares all runs)
+        plan.tta, plan.keep_largest = plan.tta or saved.tta, plan.keep_largest or saved.keep_largest
     plan.save(path)
     from ..training.store import ensure_store, store_lock
 

@@ -1,0 +1,87 @@
+"""``compare --keep_largest``: nnU-Net's post-processing (keep only the largest connected component) scored on
+the held-out cases of every run, added to a finished study without retraining, and chosen per arm by the
+cross-validation (kept where it raises the mean Dice)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from medseg_masksup.commands.compare import main as compare
+from medseg_masksup.study.report import write_study_report
+from medseg_masksup.study.runner import RESULT_FILE
+from study_fixtures import fake_run
+
+RUNS = ("baseline-s0-f0", "masksup-s0-f0")
+
+
+def test_report_chooses_the_largest_component_per_arm_where_the_mean_dice_rises(tmp_path):
+    dice = [0.6, 0.7, 0.75, 0.8, 0.82, 0.85]
+    helped = [d + 0.03 for d in dice]
+    hurt = [d - 0.02 for d in dice[:-1]] + [dice[-1] + 0.01]  # mostly worse: the mean falls
+    results = [fake_run(tmp_path, "baseline", {"best": dice, "final": dice, "final-largest": hurt}),
+               fake_run(tmp_path, "masksup", {"best": dice, "final": dice, "final-largest": helped})]
+
+    paths = write_study_report(results, tmp_path / "report")
+    text = paths["summary_md"].read_text()
+    assert "| baseline | final + largest component | 1 | 6 |" in text
+    table = text.split("| arm: largest component − none |")[1]
+    assert table.splitlines()[2].startswith("| baseline | final + largest component | 1 | 6 | -0.0150")
+    assert table.splitlines()[2].endswith("| no |") and table.splitlines()[3].endswith("| yes |")
+    assert "keep only the largest component for masksup (`infer --keep_largest`); no post-processing for baseline" in text
+    with open(paths["postprocessing_csv"], newline="") as fh:
+        assert [(r["arm"], r["chosen"]) for r in csv.DictReader(fh)] == [("baseline", "False"), ("masksup", "True")]
+    record = json.loads(paths["postprocessing_json"].read_text())
+    assert record["masksup"]["final"]["keep_largest"] is True and record["baseline"]["final"]["keep_largest"] is False
+    assert record["masksup"]["final"]["cases"] == 6 and record["masksup"]["final"]["dice_ci"][0] > 0
+
+    del results[0]["eval"]["final-largest"]  # one run lacks it: no choice from an incomplete comparison
+    text = write_study_report(results, tmp_path / "report2")["summary_md"].read_text()
+    assert "largest component − none" not in text and "still without: baseline-s0-f0" in text
+    assert not (tmp_path / "report2" / "postprocessing.json").exists()
+
+
+def test_report_makes_the_choice_with_tta_as_well_when_the_study_has_both(tmp_path):
+    dice = [0.6, 0.7, 0.8]
+    evaluations = {"best": dice, "final": dice, "final-tta": dice, "final-largest": [d + 0.01 for d in dice],
+                   "final-tta-largest": [d - 0.01 for d in dice]}
+    record = json.loads(write_study_report([fake_run(tmp_path, "baseline", evaluations)],
+                                           tmp_path / "report")["postprocessing_json"].read_text())
+    assert record["baseline"]["final"]["keep_largest"] is True
+    assert record["baseline"]["final-tta"]["keep_largest"] is False
+
+
+def test_keep_largest_is_added_to_a_finished_study_without_retraining(tiny_study, capsys, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    study, args = tiny_study
+    last = {key: (study / json.loads((study / "runs" / key / RESULT_FILE).read_text())["checkpoints"]["final"]).read_bytes()
+            for key in RUNS}
+    capsys.readouterr()
+
+    assert compare([*args, "--keep_largest"]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs, 2 already done, 2 of them to complete (final-largest evaluation), 0 to run" in out
+    for key in RUNS:
+        result = json.loads((study / "runs" / key / RESULT_FILE).read_text())
+        assert set(result["eval"]) == {"best", "final", "final-largest"}
+        assert result["eval"]["final-largest"]["per_case_csv"] == f"runs/{key}/eval-final-largest/per_case.csv"
+        summary = json.loads((study / "runs" / key / "eval-final-largest" / "summary.json").read_text())
+        assert summary["options"]["keep_largest"] is True and summary["options"]["tta"] is False
+        assert (study / result["checkpoints"]["final"]).read_bytes() == last[key]  # nothing retrained
+    assert json.loads((study / "study.json").read_text())["keep_largest"] is True
+    assert (study / "report" / "postprocessing.json").is_file()
+    assert "| arm: largest component − none |" in (study / "report" / "summary.md").read_text()
+
+    client = MlflowClient(f"sqlite:///{study / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.keep_largest = 'true'")
+    assert sorted(r.info.run_name for r in runs) == [f"evaluate-{key}-final-largest" for key in RUNS]
+
+    # TTA later: the study keeps the largest component and adds both TTA evaluations
+    assert compare([*args, "--tta"]) == 0
+    assert "2 of them to complete (final-tta, final-tta-largest evaluation)" in capsys.readouterr().out
+    result = json.loads((study / "runs" / RUNS[0] / RESULT_FILE).read_text())
+    assert set(result["eval"]) == {"best", "final", "final-tta", "final-largest", "final-tta-largest"}
+    summary = json.loads((study / "runs" / RUNS[0] / "eval-final-tta-largest" / "summary.json").read_text())
+    assert summary["options"]["keep_largest"] is True and summary["options"]["tta"] is True
