@@ -96,3 +96,48 @@ def test_tiny_p_values_read_as_below_one_in_a_thousand_not_zero():
     assert format_p(0.0004) == "< 0.001" and format_p(0.0) == "< 0.001"
     assert format_p(0.001) == "0.001" and format_p(0.5504) == "0.550"
     assert format_p(float("nan")) == "–" and format_p(None) == "–"
+
+
+def test_user_defined_arms_train_their_method_with_their_own_settings():
+    from medseg_masksup.study.plan import parse_custom_arms
+
+    custom = parse_custom_arms([["masksup-ema", "masksup", "ema_decay=0.999", "mask_warmup_epochs=20"]])
+    plan = StudyPlan(name="s", datalist="d.json", epochs=10, arms=["baseline", "masksup", "masksup-ema"], custom_arms=custom)
+    runs = {r.key: r for r in plan.runs()}
+    assert list(runs) == ["baseline-s0-f0", "masksup-s0-f0", "masksup-ema-s0-f0"]
+    variant = runs["masksup-ema-s0-f0"]
+    assert (variant.arm.method, variant.epochs) == ("masksup", 10)
+    assert variant.arm.overrides == {"ema_decay": 0.999, "mask_warmup_epochs": 20}
+    assert runs["masksup-s0-f0"].arm.overrides == {}
+
+
+@pytest.mark.parametrize("words, message", [
+    (["baseline", "masksup", "lr=0.1"], "is built in"),
+    (["mine", "magic"], "method must be one of baseline, context, masksup, got 'magic'"),
+    (["mine", "masksup", "epochs=5"], "arm mine: the study sets epochs itself"),
+    (["my arm", "masksup"], "plain folder name"),
+    (["mine"], "--arm expects NAME METHOD"),
+])
+def test_bad_user_defined_arms_are_refused(words, message):
+    from medseg_masksup.study.plan import parse_custom_arms
+
+    with pytest.raises(UserError, match=message):
+        parse_custom_arms([words])
+
+
+def test_a_defined_arm_keeps_its_definition_when_the_study_resumes(tmp_path):
+    from medseg_masksup.study.plan import parse_custom_arms
+
+    def plan(*definitions):
+        custom = parse_custom_arms(definitions)
+        return StudyPlan(name="s", datalist="d.json", epochs=10, arms=["baseline", *custom], custom_arms=custom)
+
+    saved = plan(["mine", "masksup", "ema_decay=0.999"])
+    saved.save(tmp_path / "study.json")
+    loaded = StudyPlan.load(tmp_path / "study.json")
+    assert loaded.arm("mine").overrides == {"ema_decay": 0.999}
+    check_resumable(loaded, plan(["mine", "masksup", "ema_decay=0.999"], ["other", "baseline", "lr=0.01"]),
+                    tmp_path / "study.json")  # the same definition, and a new arm: fine
+    check_resumable(loaded, plan(), tmp_path / "study.json")  # not repeated: the saved definition holds
+    with pytest.raises(UserError, match="defines arm mine as"):
+        check_resumable(loaded, plan(["mine", "masksup", "ema_decay=0.99"]), tmp_path / "study.json")

@@ -54,3 +54,27 @@ def test_changed_settings_are_refused(tmp_path, capsys):
     code = compare(["--datalist", str(tmp_path / "d.json"), "--output_dir", str(tmp_path), "--epochs", "6"])
     assert code == 2
     assert "holds a study with other settings (epochs: 5 -> 6" in capsys.readouterr().err
+
+
+def test_a_user_defined_arm_trains_with_its_settings_beside_a_finished_study(tiny_study, capsys, monkeypatch):
+    """``--arm`` adds a setting-variant arm to a finished study: only its runs train, with its overrides, and the
+    report compares it with the baseline on the same cases."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    study, args = tiny_study
+    capsys.readouterr()
+    assert compare([*args, "--arm", "baseline-ls", "baseline", "seg_loss=dicece"]) == 0
+    assert "3 runs, 2 already done, 1 to run" in capsys.readouterr().out
+    folder = study / "runs" / "baseline-ls-s0-f0"
+    overrides = json.loads((folder / "overrides.json").read_text())
+    assert overrides["seg_loss"] == "dicece" and overrides["method"] == "baseline"
+    assert overrides["run_tags"]["arm"] == "baseline-ls"
+    assert json.loads((folder / "result.json").read_text())["arm"] == "baseline-ls"
+    record = json.loads(next(folder.glob("train/*/*/*/training_record.json")).read_text())
+    assert record["seg_loss"] == "dicece"
+    text = (study / "report" / "summary.md").read_text()
+    assert "| baseline-ls | final | 1 |" in text and "| baseline-ls | final | 1 | 2 |" in text.split("arm − baseline")[1]
+    plan = json.loads((study / "study.json").read_text())
+    assert plan["custom_arms"] == {"baseline-ls": {"method": "baseline", "overrides": {"seg_loss": "dicece"}}}
+    # resuming without repeating --arm keeps the arm; nothing is left to run
+    assert compare(args) == 0
+    assert "3 runs, 3 already done, 0 to run" in capsys.readouterr().out

@@ -12,6 +12,9 @@ tagged study / arm / method / seed / fold.
 and the report says, per arm, whether the cross-validation chooses it (``postprocessing.json``).
 A study keeps either once asked.
 
+``--arm NAME METHOD KEY=VALUE ...`` defines an arm of one's own (a method with settings of its own, e.g. a recipe
+option) and adds it to the study; it is compared with ``baseline`` on the same folds and seeds like the others.
+
 Exit status: 0 when every run finished, 1 when some failed (run again to retry), 2 for bad settings.
 """
 
@@ -32,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="study name for MLflow tags (default: the output folder's name)")
     p.add_argument("--arms", nargs="+", default=["baseline", "masksup"], choices=list(ARMS),
                    help="baseline, context, masksup, baseline-2x (= baseline with twice the epochs: MaskSup's compute)")
+    p.add_argument("--arm", nargs="+", action="append", default=[], metavar="NAME METHOD [KEY=VALUE]",
+                   help="define an arm of your own and add it to the study: a method (baseline, context, masksup) "
+                        "with settings of its own, e.g. --arm masksup-ema masksup ema_decay=0.999 (repeatable)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (default: 0)")
     p.add_argument("--folds", nargs="+", type=int, default=[0],
                    help="validation folds of the datalist (ignored by datalists with a validation list); 0 1 2 3 4 = 5-fold CV")
@@ -62,7 +68,7 @@ def main(argv: list[str]) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from medseg_masksup.study.plan import StudyPlan, parse_overrides
+    from medseg_masksup.study.plan import StudyPlan, parse_custom_arms, parse_overrides
     from medseg_masksup.study.report import write_study_report
     from medseg_masksup.study.runner import load_results, missing_evaluations, run_study
 
@@ -71,7 +77,9 @@ def _compare(args: argparse.Namespace) -> int:
         from medseg_masksup.bundle_files import bundle_file
 
         args.config_file = [str(bundle_file(f"presets/{args.preset}.json")), *args.config_file]
-    plan = StudyPlan(name=args.name or out.resolve().name, datalist=args.datalist, epochs=args.epochs, arms=args.arms,
+    custom_arms = parse_custom_arms(args.arm)
+    plan = StudyPlan(name=args.name or out.resolve().name, datalist=args.datalist, epochs=args.epochs,
+                     arms=list(dict.fromkeys([*args.arms, *custom_arms])), custom_arms=custom_arms,
                      seeds=args.seeds, folds=args.folds, config_files=args.config_file,
                      overrides=parse_overrides(args.set), eval_split=args.eval_split, tta=args.tta,
                      keep_largest=args.keep_largest)

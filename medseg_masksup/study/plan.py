@@ -6,8 +6,11 @@ Arms:
 - ``baseline-2x``: the *equal-compute* arm. MaskSup runs two forward/backward passes per step (clean and
   masked batch); this baseline gets twice the epochs, hence the same number of passes.
 
+- user-defined arms (``compare --arm NAME METHOD KEY=VALUE ...``): a method with setting overrides of its
+  own, e.g. ``masksup-ema masksup ema_decay=0.999``, so a recipe option is measured paired on the same folds.
+
 Every run of a study shares the bundle config files and overrides of the plan; an arm only sets
-``method`` and ``epochs``, a run only ``seed`` and ``val_fold``. The plan is saved as ``study.json`` in the
+``method`` and ``epochs`` (a user-defined arm also its own overrides), a run only ``seed`` and ``val_fold``. The plan is saved as ``study.json`` in the
 study folder; resuming with other training settings is refused (the runs would not be comparable).
 ``tta`` and ``keep_largest`` (extra evaluations of each final checkpoint: with flip TTA, keeping only the
 largest connected component) are no training settings: a study may switch them on later, and then keeps them.
@@ -30,7 +33,13 @@ class Arm:
     name: str
     method: str
     epoch_factor: int = 1
+    overrides: dict = field(default_factory=dict, hash=False)
 
+
+#: the methods an arm can train (the bundle's ``method``)
+METHODS = ("baseline", "context", "masksup")
+#: bundle settings the study sets per run; neither the study's nor an arm's overrides may set them
+RESERVED = frozenset({"method", "epochs", "seed", "val_fold", "datalist", "output_dir", "tracking_uri", "resume"})
 
 ARMS = {
     "baseline": Arm("baseline", "baseline"),
@@ -74,19 +83,30 @@ class StudyPlan:
     robustness_ratios: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])
     tta: bool = False
     keep_largest: bool = False
+    #: user-defined arms: ``{name: {"method": ..., "overrides": {...}}}``
+    custom_arms: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = [a for a in self.arms if a not in ARMS]
+        for name, definition in self.custom_arms.items():
+            _check_custom_arm(name, definition)
+        unknown = [a for a in self.arms if a not in ARMS and a not in self.custom_arms]
         if unknown:
-            raise UserError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+            raise UserError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)} "
+                            "or define one with --arm NAME METHOD KEY=VALUE ...")
         if not self.arms or not self.seeds or not self.folds:
             raise UserError("a study needs at least one arm, one seed and one fold")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise UserError(f"--epochs must be a positive integer, got {self.epochs!r}")
-        reserved = {"method", "epochs", "seed", "val_fold", "datalist", "output_dir", "tracking_uri", "resume"}
-        clash = sorted(reserved & set(self.overrides))
+        clash = sorted(RESERVED & set(self.overrides))
         if clash:
             raise UserError(f"the study sets {', '.join(clash)} itself; remove them from the overrides")
+
+    def arm(self, name: str) -> Arm:
+        """The arm called ``name``: a built-in one or one of ``custom_arms``."""
+        if name in self.custom_arms:
+            definition = self.custom_arms[name]
+            return Arm(name, definition["method"], overrides=dict(definition.get("overrides", {})))
+        return ARMS[name]
 
     def runs(self) -> Iterator[RunSpec]:
         """Runs in the order a study should train them: seed by seed, fold by fold, every arm of a fold
@@ -94,7 +114,7 @@ class StudyPlan:
         for seed in self.seeds:
             for fold in self.folds:
                 for name in self.arms:
-                    arm = ARMS[name]
+                    arm = self.arm(name)
                     yield RunSpec(arm, int(seed), int(fold), self.epochs * arm.epoch_factor)
 
     def training_settings(self) -> dict:
@@ -129,8 +149,40 @@ def _sha256(path: str) -> str:
         return f"missing:{path}"
 
 
+def _check_custom_arm(name: str, definition: dict) -> None:
+    """A user-defined arm must have a new name, a known method and no setting the study sets itself."""
+    if name in ARMS:
+        raise UserError(f"arm {name!r} is built in; give the arm you define another name")
+    if not name or any(c in name for c in "/\\ ") or name != name.strip("."):
+        raise UserError(f"arm name {name!r} must be a plain folder name (no spaces or slashes)")
+    if definition.get("method") not in METHODS:
+        raise UserError(f"arm {name}: method must be one of {', '.join(METHODS)}, got {definition.get('method')!r}")
+    clash = sorted(RESERVED & set(definition.get("overrides", {})))
+    if clash:
+        raise UserError(f"arm {name}: the study sets {', '.join(clash)} itself; remove them from the arm's settings")
+
+
+def parse_custom_arms(definitions: Sequence[Sequence[str]]) -> dict:
+    """``--arm NAME METHOD KEY=VALUE ...`` (each a list of words) as ``custom_arms``."""
+    arms = {}
+    for words in definitions:
+        if len(words) < 2:
+            raise UserError(f"--arm expects NAME METHOD [KEY=VALUE ...], got {' '.join(words)!r}")
+        name, method, *pairs = words
+        if name in arms:
+            raise UserError(f"arm {name!r} is defined twice")
+        arms[name] = {"method": method, "overrides": parse_overrides(pairs)}
+        _check_custom_arm(name, arms[name])
+    return arms
+
+
 def check_resumable(saved: StudyPlan, new: StudyPlan, path: Path) -> None:
-    """Refuse to continue a study folder with other training settings (arms, seeds and folds may grow)."""
+    """Refuse to continue a study folder with other training settings (arms, seeds and folds may grow; an arm
+    the study already defined must keep its definition)."""
+    for name in sorted(set(saved.custom_arms) & set(new.custom_arms)):
+        if saved.custom_arms[name] != new.custom_arms[name]:
+            raise UserError(f"{path} defines arm {name} as {saved.custom_arms[name]!r}, not {new.custom_arms[name]!r}; "
+                            "give the new arm another name")
     old, now = saved.settings or saved.training_settings(), new.training_settings()
     changed = [k for k in now if old.get(k) != now[k]]
     if changed:

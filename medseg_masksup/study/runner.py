@@ -112,7 +112,7 @@ def train(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> Path:
     if done is not None:
         return done
     resume = _unfinished_training(train_dir)
-    overrides = {**plan.overrides, "method": spec.arm.method, "epochs": spec.epochs, "seed": spec.seed,
+    overrides = {**plan.overrides, **spec.arm.overrides, "method": spec.arm.method, "epochs": spec.epochs, "seed": spec.seed,
                  "val_fold": spec.fold, "datalist": str(Path(plan.datalist).resolve()), "output_dir": str(train_dir),
                  "tracking_uri": tracking_uri(study_dir), "run_name": spec.key, "run_tags": run_tags(plan, spec),
                  "resume": str(resume) if resume else ""}
@@ -234,6 +234,7 @@ def prepare_study(plan: StudyPlan, study_dir: Path) -> StudyPlan:
     if path.is_file():
         saved = StudyPlan.load(path)
         check_resumable(saved, plan, path)
+        plan.custom_arms = {**saved.custom_arms, **plan.custom_arms}
         plan.arms = list(dict.fromkeys(saved.arms + plan.arms))
         plan.seeds = list(dict.fromkeys(saved.seeds + plan.seeds))
         plan.folds = list(dict.fromkeys(saved.folds + plan.folds))
