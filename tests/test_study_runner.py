@@ -78,3 +78,16 @@ def test_a_user_defined_arm_trains_with_its_settings_beside_a_finished_study(tin
     # resuming without repeating --arm keeps the arm; nothing is left to run
     assert compare(args) == 0
     assert "3 runs, 3 already done, 0 to run" in capsys.readouterr().out
+
+
+def test_report_only_needs_nothing_but_the_study_folder(tiny_study, tmp_path, capsys):
+    """A committed study folder is reported without its datalist (another machine may not have the data)."""
+    study, args = tiny_study
+    report = study / "report" / "summary.md"
+    report.unlink()
+    assert compare(["--output_dir", str(study), "--report_only"]) == 0
+    assert report.read_text().startswith("### tiny")
+    assert compare(["--output_dir", str(tmp_path / "nothing"), "--report_only"]) == 2
+    assert "holds no study (study.json not found)" in capsys.readouterr().err
+    assert compare(["--output_dir", str(study)]) == 2
+    assert "--datalist and --epochs are needed to run a study" in capsys.readouterr().err

@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="medseg-masksup compare", description="Compare MaskSup with its baselines: "
                                 "arms x seeds x folds, same settings, paired statistics.")
-    p.add_argument("--datalist", required=True, help="a prepared datalist.json")
+    p.add_argument("--datalist", help="a prepared datalist.json (needed unless --report_only)")
     p.add_argument("--output_dir", required=True, help="the study folder (re-use it to resume)")
     p.add_argument("--name", default=None, help="study name for MLflow tags (default: the output folder's name)")
     p.add_argument("--arms", nargs="+", default=["baseline", "masksup"], choices=list(ARMS),
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (default: 0)")
     p.add_argument("--folds", nargs="+", type=int, default=[0],
                    help="validation folds of the datalist (ignored by datalists with a validation list); 0 1 2 3 4 = 5-fold CV")
-    p.add_argument("--epochs", type=int, required=True, help="epochs of every arm (baseline-2x: twice this)")
+    p.add_argument("--epochs", type=int, help="epochs of every arm (baseline-2x: twice this; needed unless --report_only)")
     p.add_argument("--config_file", nargs="*", default=[],
                    help="extra bundle files merged over train.json, e.g. bundles/masksup/presets/glas.json")
     p.add_argument("--preset", default=None, help="a dataset preset of the bundle (glas, kvasir, ph2, isic2018, cvc), "
@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "it per arm where it raises the mean Dice of the held-out cases (nnU-Net's rule); the study "
                         "keeps it once asked")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (each with OMP_NUM_THREADS=1 unless set)")
-    p.add_argument("--report_only", action="store_true", help="write the report of the finished runs; train nothing")
+    p.add_argument("--report_only", action="store_true",
+                   help="write the report of the finished runs of --output_dir; train nothing (no other option needed)")
     return p
 
 
@@ -68,11 +69,24 @@ def main(argv: list[str]) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from medseg_masksup.errors import UserError
     from medseg_masksup.study.plan import StudyPlan, parse_custom_arms, parse_overrides
     from medseg_masksup.study.report import write_study_report
-    from medseg_masksup.study.runner import load_results, missing_evaluations, run_study
+    from medseg_masksup.study.runner import PLAN_FILE, load_results, missing_evaluations, run_study
 
     out = Path(args.output_dir)
+    if args.report_only:
+        if not (out / PLAN_FILE).is_file():
+            raise UserError(f"{out} holds no study ({PLAN_FILE} not found); nothing to report")
+        name = args.name or StudyPlan.load(out / PLAN_FILE).name
+        paths = write_study_report(load_results(out), out / "report", title=name)
+        print(paths["summary_md"].read_text())
+        print(f"report: {out / 'report'}")
+        return 0
+    missing = [option for option, value in (("--datalist", args.datalist), ("--epochs", args.epochs)) if value is None]
+    if missing:
+        raise UserError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} needed to run a study "
+                        "(only --report_only works without)")
     if args.preset:
         from medseg_masksup.bundle_files import bundle_file
 
@@ -84,12 +98,9 @@ def _compare(args: argparse.Namespace) -> int:
                      overrides=parse_overrides(args.set), eval_split=args.eval_split, tta=args.tta,
                      keep_largest=args.keep_largest)
     if not Path(args.datalist).is_file():
-        from medseg_masksup.errors import UserError
-
         raise UserError(f"--datalist {args.datalist} does not exist")
-    results = load_results(out) if args.report_only else run_study(plan, out, jobs=args.jobs)
+    results = run_study(plan, out, jobs=args.jobs)
     paths = write_study_report(results, out / "report", title=plan.name)
     print(paths["summary_md"].read_text())
     print(f"report: {out / 'report'}")
-    unfinished = [] if args.report_only else [s.key for s in plan.runs() if missing_evaluations(plan, out, s)]
-    return 1 if unfinished else 0
+    return 1 if any(missing_evaluations(plan, out, s) for s in plan.runs()) else 0
