@@ -63,6 +63,7 @@ def test_keep_largest_is_added_to_a_finished_study_without_retraining(tiny_study
     assert compare([*args, "--keep_largest"]) == 0
     out = capsys.readouterr().out
     assert "2 runs, 2 already done, 2 of them to complete (final-largest evaluation), 0 to run" in out
+    assert "done  baseline-s0-f0 in" in out and ", largest 0." in out.split("done  baseline-s0-f0")[1].splitlines()[0]
     for key in RUNS:
         result = json.loads((study / "runs" / key / RESULT_FILE).read_text())
         assert set(result["eval"]) == {"best", "final", "final-largest"}

@@ -285,8 +285,9 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print) 
             return
         result = json.loads((run_dir(study_dir, spec) / RESULT_FILE).read_text())
         dice = {name: entry["metrics"]["dice"]["mean"] for name, entry in result["eval"].items()}
-        tta = f", with TTA {dice['final-tta']:.4f}" if "final-tta" in dice else ""
-        log(f"  done  {spec.key} in {minutes:.1f} min: final-checkpoint Dice {dice['final']:.4f}{tta} "
+        extra = "".join(f", {name.removeprefix('final-')} {dice[name]:.4f}" for name in EVALUATIONS
+                        if name.startswith("final-") and name in dice)
+        log(f"  done  {spec.key} in {minutes:.1f} min: final-checkpoint Dice {dice['final']:.4f}{extra} "
             f"(best val Dice {result['best_val_dice']:.4f} at epoch {result['best_epoch']})")
 
     with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
