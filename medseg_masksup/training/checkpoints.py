@@ -34,13 +34,24 @@ RESUME_MUST_MATCH = ("network", "network_size", "in_channels", "out_channels", "
                      "dataset_fingerprint")
 
 
+def numpy_state_values(state: tuple) -> list:
+    """A NumPy ``RandomState.get_state()`` tuple as weights-only-loadable values."""
+    kind, keys, pos, has_gauss, gauss = state
+    return [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)]
+
+
+def numpy_state_from_values(values: list) -> tuple:
+    """The inverse of :func:`numpy_state_values`: a tuple for ``RandomState.set_state``."""
+    kind, keys, pos, has_gauss, gauss = values
+    return (kind, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(gauss))
+
+
 def rng_state() -> dict[str, Any]:
     """Global RNG states as weights-only-loadable values."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+        "numpy": numpy_state_values(np.random.get_state()),
         "python": [version, list(internal), gauss_next],
     }
     if torch.cuda.is_available():
@@ -50,8 +61,7 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    np.random.set_state(numpy_state_from_values(state["numpy"]))
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
     if "cuda" in state and torch.cuda.is_available():

@@ -17,8 +17,6 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-import torch
 from monai.transforms import Randomizable, Transform
 
 logger = logging.getLogger(__name__)
@@ -60,15 +58,14 @@ class TransformRandomState:
 
     def state_dict(self) -> dict[str, list]:
         """Each generator's Mersenne-Twister state as weights-only-loadable values."""
-        states = []
-        for t in self.transforms:
-            _, keys, pos, has_gauss, gauss = t.R.get_state()
-            states.append([torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)])
-        return {"states": states}
+        from .checkpoints import numpy_state_values
+
+        return {"states": [numpy_state_values(t.R.get_state()) for t in self.transforms]}
 
     def load_state_dict(self, state: dict[str, list]) -> None:
         """Restore the generators (rank 0 only under torchrun); a checkpoint of another transform chain is
         skipped with a warning (the run then augments from fresh streams, as before this state existed)."""
+        from .checkpoints import numpy_state_from_values
         from .distributed import is_main_process
 
         saved = state.get("states", [])
@@ -78,5 +75,5 @@ class TransformRandomState:
             logger.warning("last.pt holds %d random-transform states, this run has %d random transforms; "
                            "augmentation continues from fresh random streams", len(saved), len(self.transforms))
             return
-        for t, (keys, pos, has_gauss, gauss) in zip(self.transforms, saved):
-            t.R.set_state(("MT19937", keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(gauss)))
+        for t, values in zip(self.transforms, saved):
+            t.R.set_state(numpy_state_from_values(values))
