@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -25,8 +26,10 @@ def loopback_server(args: list[str], port: int, ready_path: str, log_path: Path,
     """Run ``args`` (which must listen on 127.0.0.1:``port``) in its own process group; yield the base URL
     once ``ready_path`` answers; stop the group afterwards."""
     log = open(log_path, "w")
+    # the interpreter's own bin folder first: mlflow starts helpers (uvicorn) by name, even from an unactivated venv
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+                              env={**os.environ, "PATH": path, "OMP_NUM_THREADS": "1", **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -41,9 +44,11 @@ def loopback_server(args: list[str], port: int, ready_path: str, log_path: Path,
             pytest.fail(f"{' '.join(args[:4])} did not answer {ready_path} in 2 minutes")
         yield base
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
         try:
+            os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
+        except ProcessLookupError:  # the server had already exited (its log is in the failure above)
+            pass
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
