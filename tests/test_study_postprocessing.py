@@ -79,10 +79,16 @@ def test_keep_largest_is_added_to_a_finished_study_without_retraining(tiny_study
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.keep_largest = 'true'")
     assert sorted(r.info.run_name for r in runs) == [f"evaluate-{key}-final-largest" for key in RUNS]
 
-    # TTA later: the study keeps the largest component and adds both TTA evaluations
-    assert compare([*args, "--tta"]) == 0
-    assert "2 of them to complete (final-tta, final-tta-largest evaluation)" in capsys.readouterr().out
-    result = json.loads((study / "runs" / RUNS[0] / RESULT_FILE).read_text())
-    assert set(result["eval"]) == {"best", "final", "final-tta", "final-largest", "final-tta-largest"}
-    summary = json.loads((study / "runs" / RUNS[0] / "eval-final-tta-largest" / "summary.json").read_text())
-    assert summary["options"]["keep_largest"] is True and summary["options"]["tta"] is True
+
+def test_tta_and_the_largest_component_together_add_both_combinations():
+    from medseg_masksup.study.plan import StudyPlan
+    from medseg_masksup.study.runner import EVALUATIONS, planned_evaluations
+
+    def plan(**flags):
+        return StudyPlan(name="s", datalist="d.json", epochs=1, **flags)
+
+    assert planned_evaluations(plan()) == ["best", "final"]
+    assert planned_evaluations(plan(keep_largest=True)) == ["best", "final", "final-largest"]
+    both = planned_evaluations(plan(tta=True, keep_largest=True))
+    assert both == ["best", "final", "final-tta", "final-largest", "final-tta-largest"]
+    assert EVALUATIONS["final-tta-largest"].tta and EVALUATIONS["final-tta-largest"].keep_largest
