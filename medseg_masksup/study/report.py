@@ -32,7 +32,6 @@ from .statistics import bootstrap_ci, paired_difference
 METRICS = ("dice", "iou")
 #: one colour per arm in every figure
 ARM_COLOURS = {"baseline": "#7f7f7f", "context": "#1f77b4", "masksup": "#d62728", "baseline-2x": "#2ca02c"}
-CHECKPOINT_KINDS = ("final", "best")
 #: the evaluation of the final checkpoint with flip TTA (``compare --tta``), shown next to ``final``
 TTA_KIND = "final-tta"
 #: the post-processed evaluations (``compare --keep_largest``) and the evaluation each one post-processes
@@ -344,7 +343,7 @@ def _or_none(value: float) -> float | None:
 
 
 def _postprocessing_sentence(rows: Sequence[dict]) -> str:
-    """One line per arm of what the cross-validation chooses (nnU-Net's rule), from the rows without TTA."""
+    """One sentence of what the cross-validation chooses per arm (nnU-Net's rule), from the rows without TTA."""
     plain = [r for r in rows if r["reference"] == "final"] or list(rows)
     chosen = [r["arm"] for r in plain if r["chosen"]]
     others = [r["arm"] for r in plain if not r["chosen"]]
