@@ -141,3 +141,23 @@ def test_a_defined_arm_keeps_its_definition_when_the_study_resumes(tmp_path):
     check_resumable(loaded, plan(), tmp_path / "study.json")  # not repeated: the saved definition holds
     with pytest.raises(UserError, match="defines arm mine as"):
         check_resumable(loaded, plan(["mine", "masksup", "ema_decay=0.99"]), tmp_path / "study.json")
+
+
+def test_report_pairs_a_defined_arm_with_the_arm_of_its_method(tmp_path):
+    from study_fixtures import fake_run
+
+    from medseg_masksup.study.report import write_study_report
+
+    dice = [0.6, 0.7, 0.75, 0.8, 0.82, 0.85]
+    results = [fake_run(tmp_path, "baseline", {"best": dice, "final": dice}),
+               fake_run(tmp_path, "masksup", {"best": dice, "final": [d + 0.01 for d in dice]}),
+               fake_run(tmp_path, "masksup-ema", {"best": dice, "final": [d + 0.03 for d in dice]}, method="masksup")]
+    paths = write_study_report(results, tmp_path / "report")
+    table = paths["summary_md"].read_text().split("| defined arm − arm of its method |")[1].splitlines()
+    assert table[2].startswith("| masksup-ema − masksup | final | 1 | 6 | 0.0200 [")
+    assert len([line for line in table if line.startswith("| masksup-ema − masksup |")]) == 2  # final and best
+    with open(paths["variants_csv"]) as fh:
+        assert fh.read().splitlines()[1].startswith("masksup-ema,masksup,final,")
+    # without the method's own arm there is nothing to pair it with
+    paths = write_study_report([results[0], results[2]], tmp_path / "report2")
+    assert "defined arm" not in paths["summary_md"].read_text() and "variants_csv" not in paths

@@ -12,6 +12,8 @@
   only the largest connected component minus not, paired on the same cases (without and, where the study
   has it, with TTA), and the choice nnU-Net makes from its cross-validation: keep it where it raises the
   mean Dice of the held-out cases.
+- ``variants.csv`` (studies with arms defined by ``--arm``): each such arm minus the built-in arm of its
+  method on the same cases (``masksup-ema`` − ``masksup``), i.e. what its own settings change.
 - ``bars.png`` (means with CIs), ``robustness.png`` (Dice versus share hidden, every arm),
   ``cases.png`` (image, truth, baseline, MaskSup on the same held-out cases).
 """
@@ -89,6 +91,24 @@ def paired_against_reference(results: Sequence[dict], checkpoint: str = "final",
         row = _paired_row(scores[arm], scores[reference])
         if row:
             rows.append({"arm": arm, "reference": reference, "checkpoint": checkpoint, **row})
+    return rows
+
+
+def variants_against_their_method(results: Sequence[dict], checkpoint: str = "final") -> list[dict]:
+    """Each user-defined arm minus the built-in arm of its method (``masksup-ema`` − ``masksup``) on the same
+    (seed, case) pairs: what the arm's own settings change."""
+    from .plan import ARMS
+
+    scores = per_case_scores(results, checkpoint)
+    methods = {r["arm"]: r.get("method") for r in results}
+    rows = []
+    for arm in sorted(scores, key=_arm_order):
+        method = methods.get(arm)
+        if arm in ARMS or method not in scores:
+            continue
+        row = _paired_row(scores[arm], scores[method])
+        if row:
+            rows.append({"arm": arm, "reference": method, "checkpoint": checkpoint, **row})
     return rows
 
 
@@ -172,7 +192,7 @@ def format_p(value: float | None) -> str:
 
 
 def markdown(summary: Sequence[dict], paired: Sequence[dict], curves: dict, title: str = "",
-             tta: Sequence[dict] = (), postprocessing: Sequence[dict] = ()) -> str:
+             tta: Sequence[dict] = (), postprocessing: Sequence[dict] = (), variants: Sequence[dict] = ()) -> str:
     """The tables of a study as Markdown (what ``docs/results.md`` quotes)."""
     lines = [f"### {title}" if title else "", "", "| arm | checkpoint | runs | cases | Dice (mean ± std over runs) | Dice 95 % CI | IoU (mean ± std) | IoU 95 % CI |",
              "|---|---|---:|---:|---|---|---|---|"]
@@ -181,6 +201,7 @@ def markdown(summary: Sequence[dict], paired: Sequence[dict], curves: dict, titl
                      f"[{_fmt(r['dice_ci_low'])}, {_fmt(r['dice_ci_high'])}] | {_fmt(r['iou_mean'])} ± {_fmt(r['iou_run_std'])} | "
                      f"[{_fmt(r['iou_ci_low'])}, {_fmt(r['iou_ci_high'])}] |")
     lines += _paired_table(paired, "arm − baseline")
+    lines += _paired_table([{**r, "arm": f"{r['arm']} − {r['reference']}"} for r in variants], "defined arm − arm of its method")
     lines += _paired_table(tta, "arm: TTA − no TTA")
     lines += _paired_table(postprocessing, "arm: largest component − none", chosen=True)
     if curves:
@@ -362,10 +383,11 @@ def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str 
     kinds = evaluation_kinds(results)
     summary = [row for kind in kinds for row in arm_summary(results, kind)]
     paired = [row for kind in kinds for row in paired_against_reference(results, kind)]
+    variants = [row for kind in kinds for row in variants_against_their_method(results, kind)]
     tta = tta_gain(results) if TTA_KIND in kinds else []
     postprocessing = postprocessing_choice(results, kinds)
     curves = robustness_curves(results)
-    text = markdown(summary, paired, curves, title, tta, postprocessing)
+    text = markdown(summary, paired, curves, title, tta, postprocessing, variants)
     if postprocessing:
         text += "\n" + _postprocessing_sentence(postprocessing)
     if left_out:
@@ -382,6 +404,8 @@ def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str 
         paths["bars"] = bar_chart(summary, out_dir / "bars.png", title)
     if paired:
         paths["paired_csv"] = write_csv(out_dir / "paired.csv", paired, list(paired[0]))
+    if variants:
+        paths["variants_csv"] = write_csv(out_dir / "variants.csv", variants, list(variants[0]))
     if tta:
         paths["tta_csv"] = write_csv(out_dir / "tta.csv", tta, list(tta[0]))
     if postprocessing:
