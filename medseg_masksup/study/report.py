@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -86,12 +86,7 @@ def paired_against_reference(results: Sequence[dict], checkpoint: str = "final",
     scores = per_case_scores(results, checkpoint)
     if reference not in scores:
         return []
-    rows = []
-    for arm in sorted((a for a in scores if a != reference), key=_arm_order):
-        row = _paired_row(scores[arm], scores[reference])
-        if row:
-            rows.append({"arm": arm, "reference": reference, "checkpoint": checkpoint, **row})
-    return rows
+    return _paired_rows(((arm, reference, scores[arm], scores[reference]) for arm in scores if arm != reference), checkpoint)
 
 
 def variants_against_their_method(results: Sequence[dict], checkpoint: str = "final") -> list[dict]:
@@ -101,25 +96,24 @@ def variants_against_their_method(results: Sequence[dict], checkpoint: str = "fi
 
     scores = per_case_scores(results, checkpoint)
     methods = {r["arm"]: r.get("method") for r in results}
-    rows = []
-    for arm in sorted(scores, key=_arm_order):
-        method = methods.get(arm)
-        if arm in ARMS or method not in scores:
-            continue
-        row = _paired_row(scores[arm], scores[method])
-        if row:
-            rows.append({"arm": arm, "reference": method, "checkpoint": checkpoint, **row})
-    return rows
+    return _paired_rows(((arm, methods[arm], scores[arm], scores[methods[arm]]) for arm in scores
+                         if arm not in ARMS and methods.get(arm) in scores), checkpoint)
 
 
 def evaluation_gain(results: Sequence[dict], kind: str, reference: str) -> list[dict]:
     """Per arm, evaluation ``kind`` minus evaluation ``reference`` of the same runs, on the same (seed, case) pairs."""
     other, base = per_case_scores(results, kind), per_case_scores(results, reference)
+    return _paired_rows(((arm, reference, other[arm], base[arm]) for arm in set(other) & set(base)), kind)
+
+
+def _paired_rows(pairs: Iterable[tuple[str, str, dict, dict]], checkpoint: str) -> list[dict]:
+    """One :func:`_paired_row` per ``(arm, reference name, arm's scores, reference's scores)``, in arm order,
+    labelled with ``checkpoint``; pairs without a common case are left out."""
     rows = []
-    for arm in sorted(set(other) & set(base), key=_arm_order):
-        row = _paired_row(other[arm], base[arm])
+    for arm, reference, other, base in sorted(pairs, key=lambda pair: _arm_order(pair[0])):
+        row = _paired_row(other, base)
         if row:
-            rows.append({"arm": arm, "reference": reference, "checkpoint": kind, **row})
+            rows.append({"arm": arm, "reference": reference, "checkpoint": checkpoint, **row})
     return rows
 
 
