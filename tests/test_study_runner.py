@@ -56,17 +56,26 @@ def test_changed_settings_are_refused(tmp_path, capsys):
     assert "holds a study with other settings (epochs: 5 -> 6" in capsys.readouterr().err
 
 
+def test_negative_workers_are_refused(tmp_path, capsys):
+    (tmp_path / "d.json").write_text("{}")
+    assert compare(["--datalist", str(tmp_path / "d.json"), "--output_dir", str(tmp_path / "s"), "--epochs", "1",
+                    "--workers", "-1"]) == 2
+    assert "--workers must be 0 or more, got -1" in capsys.readouterr().err
+
+
 def test_a_user_defined_arm_trains_with_its_settings_beside_a_finished_study(tiny_study, capsys, monkeypatch):
     """``--arm`` adds a setting-variant arm to a finished study: only its runs train, with its overrides, and the
-    report compares it with the baseline on the same cases."""
+    report compares it with the baseline on the same cases. ``--workers`` is no study setting: a study started
+    without it resumes with it (a GPU machine continuing a CPU study), and the new run's loader uses it."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     study, args = tiny_study
     capsys.readouterr()
-    assert compare([*args, "--arm", "baseline-ls", "baseline", "seg_loss=dicece"]) == 0
+    assert compare([*args, "--arm", "baseline-ls", "baseline", "seg_loss=dicece", "--workers", "1"]) == 0
     assert "3 runs, 2 already done, 1 to run" in capsys.readouterr().out
     folder = study / "runs" / "baseline-ls-s0-f0"
     overrides = json.loads((folder / "overrides.json").read_text())
-    assert overrides["seg_loss"] == "dicece" and overrides["method"] == "baseline"
+    assert overrides["seg_loss"] == "dicece" and overrides["method"] == "baseline" and overrides["num_workers"] == 1
+    assert "num_workers" not in json.loads((study / "study.json").read_text())["settings"]["overrides"]
     assert overrides["run_tags"]["arm"] == "baseline-ls"
     assert json.loads((folder / "result.json").read_text())["arm"] == "baseline-ls"
     record = json.loads(next(folder.glob("train/*/*/*/training_record.json")).read_text())

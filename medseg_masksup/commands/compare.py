@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "it per arm where it raises the mean Dice of the held-out cases (nnU-Net's rule); the study "
                         "keeps it once asked")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (each with OMP_NUM_THREADS=1 unless set)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="data-loader processes per run (the bundle's num_workers; default: its 0). Like --jobs, a "
+                        "choice of this invocation, not a study setting: a study started on the CPU resumes on a GPU "
+                        "with --workers 7. On a GPU use about cores / jobs - 1")
     p.add_argument("--report_only", action="store_true",
                    help="write the report of the finished runs of --output_dir; train nothing (no other option needed)")
     return p
@@ -99,7 +103,9 @@ def _compare(args: argparse.Namespace) -> int:
                      keep_largest=args.keep_largest)
     if not Path(args.datalist).is_file():
         raise UserError(f"--datalist {args.datalist} does not exist")
-    results = run_study(plan, out, jobs=args.jobs)
+    if args.workers is not None and args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {args.workers}")
+    results = run_study(plan, out, jobs=args.jobs, workers=args.workers)
     paths = write_study_report(results, out / "report", title=plan.name)
     print(paths["summary_md"].read_text())
     print(f"report: {out / 'report'}")

@@ -104,8 +104,9 @@ def _unfinished_training(train_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def train(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> Path:
-    """Train one run with the bundle in a child process (resuming its ``last.pt`` if there is one); the run folder."""
+def train(plan: StudyPlan, spec: RunSpec, study_dir: Path, workers: int | None = None) -> Path:
+    """Train one run with the bundle in a child process (resuming its ``last.pt`` if there is one); the run folder.
+    ``workers``: data-loader processes for this invocation (``num_workers``; None: the bundle's or the plan's)."""
     folder = run_dir(study_dir, spec)
     train_dir = folder / "train"
     done = _finished_training(train_dir)
@@ -116,6 +117,8 @@ def train(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> Path:
                  "val_fold": spec.fold, "datalist": str(Path(plan.datalist).resolve()), "output_dir": str(train_dir),
                  "tracking_uri": tracking_uri(study_dir), "run_name": spec.key, "run_tags": run_tags(plan, spec),
                  "resume": str(resume) if resume else ""}
+    if workers is not None:
+        overrides["num_workers"] = int(workers)
     from ..io.atomic import write_json
 
     write_json(folder / "overrides.json", overrides)
@@ -179,7 +182,7 @@ def _absolute(result: dict, study_dir: Path) -> dict:
     return result
 
 
-def run_one(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> dict:
+def run_one(plan: StudyPlan, spec: RunSpec, study_dir: Path, workers: int | None = None) -> dict:
     """Train, evaluate and record one run (``result.json`` last, atomically); a finished run only gets the
     evaluations it lacks."""
     from ..io.atomic import write_json
@@ -189,7 +192,7 @@ def run_one(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> dict:
         return complete_run(plan, spec, study_dir)
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    training_dir = train(plan, spec, study_dir)
+    training_dir = train(plan, spec, study_dir, workers)
     trained = time.perf_counter()
     summary = json.loads((training_dir / "summary.json").read_text())
     result = {"key": spec.key, "arm": spec.arm.name, "method": spec.arm.method, "seed": spec.seed, "fold": spec.fold,
@@ -248,8 +251,9 @@ def prepare_study(plan: StudyPlan, study_dir: Path) -> StudyPlan:
     return plan
 
 
-def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print) -> list[dict]:
+def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print, workers: int | None = None) -> list[dict]:
     """Run every unfinished run of ``plan`` (``jobs`` at a time, each in its own process); returns all results.
+    ``workers`` (data-loader processes per run) is a choice of this invocation, like ``jobs``: not a study setting.
 
     A failed run is reported and the others go on; the study can be re-run to retry it.
     """
@@ -275,7 +279,8 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print) 
         trains = not is_done(study_dir, spec)
         log(f"  start {spec.key} ({spec.epochs} epochs)" if trains
             else f"  start {spec.key} ({', '.join(missing_evaluations(plan, study_dir, spec))} evaluation only)")
-        command = [sys.executable, "-m", "medseg_masksup.study.runner", str(study_dir), spec.key]
+        command = [sys.executable, "-m", "medseg_masksup.study.runner", str(study_dir), spec.key,
+                   *(["--workers", str(workers)] if workers is not None else [])]
         code = subprocess.call(command, env=env)
         minutes = (time.perf_counter() - started) / 60
         if code != 0 or missing_evaluations(plan, study_dir, spec):
@@ -298,15 +303,16 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print) 
 
 
 def _main(argv: list[str]) -> int:
-    """``python -m medseg_masksup.study.runner <study_dir> <run key>``: one run, in its own process."""
+    """``python -m medseg_masksup.study.runner <study_dir> <run key> [--workers N]``: one run, in its own process."""
     study_dir, key = Path(argv[0]), argv[1]
+    workers = int(argv[argv.index("--workers") + 1]) if "--workers" in argv else None
     plan = StudyPlan.load(study_dir / PLAN_FILE)
     spec = next((s for s in plan.runs() if s.key == key), None)
     if spec is None:
         print(f"error: {key} is not a run of {study_dir / PLAN_FILE}", file=sys.stderr)
         return 2
     try:
-        run_one(plan, spec, study_dir)
+        run_one(plan, spec, study_dir, workers)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
