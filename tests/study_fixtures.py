@@ -23,9 +23,10 @@ def copy_study(study: Path, args: list[str], target: Path) -> tuple[Path, list[s
     return target, [str(target) if a == str(study) else a for a in args]
 
 
-def fake_run(folder: Path, arm: str, evaluations: dict[str, list[float]], method: str | None = None) -> dict:
-    """A finished run's result (paths absolute, as load_results gives them) with per-case Dice per evaluation;
-    ``method`` defaults to the arm's name."""
+def fake_run(folder: Path, arm: str, evaluations: dict[str, list[float]], method: str | None = None,
+             split: str = "heldout-fold0") -> dict:
+    """A finished run's result (paths absolute, as load_results gives them) with per-case Dice per evaluation,
+    scored on ``split`` (default: its CV fold); ``method`` defaults to the arm's name."""
     result = {"key": f"{arm}-s0-f0", "arm": arm, "method": method or arm, "seed": 0, "fold": 0, "eval": {},
               "checkpoints": {"best": str(folder / "none.pt"), "final": str(folder / "none.pt")}}
     for name, dice in evaluations.items():
@@ -36,5 +37,6 @@ def fake_run(folder: Path, arm: str, evaluations: dict[str, list[float]], method
             writer.writeheader()
             writer.writerows(rows)
         mean = sum(dice) / len(dice)
-        result["eval"][name] = {"per_case_csv": str(path), "metrics": {m: {"mean": mean} for m in ("dice", "iou")}}
+        result["eval"][name] = {"split": split, "per_case_csv": str(path),
+                                "metrics": {m: {"mean": mean} for m in ("dice", "iou")}}
     return result

@@ -29,6 +29,7 @@ def test_report_chooses_the_largest_component_per_arm_where_the_mean_dice_rises(
     assert table.splitlines()[2].startswith("| baseline | final + largest component | 1 | 6 | -0.0150")
     assert table.splitlines()[2].endswith("| no |") and table.splitlines()[3].endswith("| yes |")
     assert "keep only the largest component for masksup (`infer --keep_largest`); no post-processing for baseline" in text
+    assert "| chosen by CV |" in text and "Post-processing chosen by the held-out cases" in text
     with open(paths["postprocessing_csv"], newline="") as fh:
         assert [(r["arm"], r["chosen"]) for r in csv.DictReader(fh)] == [("baseline", "False"), ("masksup", "True")]
     record = json.loads(paths["postprocessing_json"].read_text())
@@ -39,6 +40,18 @@ def test_report_chooses_the_largest_component_per_arm_where_the_mean_dice_rises(
     text = write_study_report(results, tmp_path / "report2")["summary_md"].read_text()
     assert "largest component − none" not in text and "still without: baseline-s0-f0" in text
     assert not (tmp_path / "report2" / "postprocessing.json").exists()
+
+
+def test_a_choice_made_without_cross_validation_is_called_optimistic(tmp_path):
+    """A train/val study (Kvasir) chooses on the very cases it then scores: the report must not call that CV."""
+    dice = [0.6, 0.7, 0.8]
+    results = [fake_run(tmp_path, "baseline", {"best": dice, "final": dice, "final-largest": [d + 0.01 for d in dice]},
+                        split="validation")]
+    paths = write_study_report(results, tmp_path / "report")
+    text = paths["summary_md"].read_text()
+    assert "| chosen on these cases |" in text and "chosen by CV" not in text
+    assert "chosen on the same validation cases it is scored on" in text and "optimistic" in text
+    assert json.loads(paths["postprocessing_json"].read_text())["chosen_on"] == "validation"
 
 
 def test_report_makes_the_choice_with_tta_as_well_when_the_study_has_both(tmp_path):

@@ -126,10 +126,21 @@ def postprocessing_choice(results: Sequence[dict], kinds: Sequence[str]) -> list
     """Per arm and post-processed evaluation in ``kinds``: largest component minus none on the same cases, and
     ``chosen`` as nnU-Net decides from its cross-validation (the mean Dice of the held-out cases rises)."""
     rows = []
+    chosen_on = _choice_cases(results)
     for kind, reference in POSTPROCESSED_KINDS.items():
         if kind in kinds and reference in kinds:
-            rows += [{**row, "chosen": row["dice_diff"] > 0} for row in evaluation_gain(results, kind, reference)]
+            rows += [{**row, "chosen": row["dice_diff"] > 0, "chosen_on": chosen_on}
+                     for row in evaluation_gain(results, kind, reference)]
     return rows
+
+
+def _choice_cases(results: Sequence[dict]) -> str:
+    """``"CV"`` when every run was scored on its held-out fold (nnU-Net's setting); otherwise the split the runs
+    were scored on, which is then also the split the choice was made on (an optimistic choice)."""
+    splits = sorted({r["eval"]["final"]["split"] for r in results if "final" in r["eval"]})
+    if splits and all(s.startswith("heldout") for s in splits):
+        return "CV"
+    return "/".join(splits) or "unknown"
 
 
 def _paired_row(other: dict[tuple[int, str], dict], reference: dict[tuple[int, str], dict]) -> dict:
@@ -219,7 +230,8 @@ def _paired_table(rows: Sequence[dict], header: str, chosen: bool = False) -> li
     a last column from each row's ``chosen``); none for no rows."""
     if not rows:
         return []
-    extra = (" chosen by CV |", "---|") if chosen else ("", "")
+    label = "chosen by CV" if not chosen or rows[0].get("chosen_on", "CV") == "CV" else "chosen on these cases"
+    extra = (f" {label} |", "---|") if chosen else ("", "")
     lines = ["", f"| {header} | checkpoint | seeds | cases | ΔDice [95 % CI] | p (Wilcoxon) | ΔIoU [95 % CI] | p (Wilcoxon) | wins/losses (IoU) |{extra[0]}",
              f"|---|---|---:|---:|---|---:|---|---:|---|{extra[1]}"]
     for r in rows:
@@ -344,7 +356,8 @@ def complete_groups(results: Sequence[dict]) -> tuple[list[dict], list[str]]:
 def _postprocessing_record(rows: Sequence[dict]) -> dict:
     """``postprocessing.json``: per arm and evaluation, whether to keep only the largest component (``infer
     --keep_largest``) and the evidence, as nnU-Net keeps its cross-validation's choice for inference."""
-    record: dict = {"rule": "keep only the largest connected component where it raises the mean Dice of the held-out cases"}
+    record: dict = {"rule": "keep only the largest connected component where it raises the mean Dice of the held-out cases",
+                    "chosen_on": rows[0].get("chosen_on", "CV") if rows else "CV"}
     for r in rows:
         record.setdefault(r["arm"], {})[r["reference"]] = {
             "keep_largest": bool(r["chosen"]), "cases": r["cases"], "seeds": r["seeds"], "dice_diff": _or_none(r["dice_diff"]),
@@ -364,8 +377,14 @@ def _postprocessing_sentence(rows: Sequence[dict]) -> str:
     others = [r["arm"] for r in plain if not r["chosen"]]
     parts = ([f"keep only the largest component for {', '.join(chosen)} (`infer --keep_largest`)"] if chosen else []) + (
         [f"no post-processing for {', '.join(others)}"] if others else [])
-    return ("Post-processing chosen by the held-out cases (nnU-Net's rule: keep it where the mean Dice rises): "
-            + "; ".join(parts) + ".\n")
+    chosen_on = plain[0].get("chosen_on", "CV") if plain else "CV"
+    if chosen_on == "CV":
+        return ("Post-processing chosen by the held-out cases (nnU-Net's rule: keep it where the mean Dice rises): "
+                + "; ".join(parts) + ".\n")
+    return (f"Post-processing chosen on the same {chosen_on} cases it is scored on (nnU-Net's rule: keep it where the "
+            "mean Dice rises): " + "; ".join(parts) + ". With no cross-validation this choice is optimistic: the "
+            "post-processed scores are selected on the cases they report, so quote the plain ones, or choose on CV "
+            "folds of the training data.\n")
 
 
 def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str = "") -> dict[str, Path]:
