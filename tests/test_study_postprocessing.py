@@ -105,3 +105,37 @@ def test_tta_and_the_largest_component_together_add_both_combinations():
     both = planned_evaluations(plan(tta=True, keep_largest=True))
     assert both == ["best", "final", "final-tta", "final-largest", "final-tta-largest"]
     assert EVALUATIONS["final-tta-largest"].tta and EVALUATIONS["final-tta-largest"].keep_largest
+
+
+def test_infer_and_evaluate_apply_the_choice_a_study_made(tmp_path):
+    """``--postprocessing report/postprocessing.json ARM`` turns the study's choice for that arm into the
+    inference options (nnU-Net's apply-post-processing step); a wrong arm, file or combination is refused."""
+    import pytest
+
+    from medseg_masksup.commands.evaluate import build_parser as evaluate_parser
+    from medseg_masksup.commands.infer import build_parser as infer_parser
+    from medseg_masksup.errors import UserError
+    from medseg_masksup.inference.options import options_from_args
+
+    (tmp_path / "other.json").write_text("{}")
+    dice = [0.6, 0.7, 0.8]
+    results = [fake_run(tmp_path, "baseline", {"best": dice, "final": dice, "final-largest": [d - 0.01 for d in dice]}),
+               fake_run(tmp_path, "masksup", {"best": dice, "final": dice, "final-largest": [d + 0.01 for d in dice]})]
+    choice = str(write_study_report(results, tmp_path / "report")["postprocessing_json"])
+
+    def options(*extra, parser=infer_parser):
+        base = ["--input", "in", "--output_dir", "out"] if parser is infer_parser else ["--datalist", "d.json"]
+        return options_from_args(parser().parse_args([*base, "--ckpt", "m.pt", *extra]))
+
+    assert options("--postprocessing", choice, "masksup").keep_largest is True
+    assert options("--postprocessing", choice, "baseline").keep_largest is False
+    assert options("--postprocessing", choice, "masksup", parser=evaluate_parser).keep_largest is True
+    refused = {("--postprocessing", choice, "context"): "no choice for arm 'context'; it has baseline, masksup",
+               ("--postprocessing", choice, "masksup", "--tta"): "its study ran without --tta",
+               ("--postprocessing", choice, "masksup", "--keep_largest"): "give one of them",
+               ("--postprocessing", str(tmp_path / "none.json"), "masksup"): "none.json: not a readable postprocessing.json",
+               ("--postprocessing", str(tmp_path / "baseline-final.csv"), "masksup"): "not a readable postprocessing.json",
+               ("--postprocessing", str(tmp_path / "other.json"), "masksup"): "not a postprocessing.json written by"}
+    for extra, message in refused.items():
+        with pytest.raises(UserError, match=message.replace("(", r"\(")):
+            options(*extra)

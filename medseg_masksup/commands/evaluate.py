@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking_uri", default=None, help="MLflow store (default sqlite:///<output_dir>/mlflow.db); "
                    "give the training store, e.g. sqlite:///runs/mlflow.db, to file the run under the training run")
     p.add_argument("--run_name", default=None, help="MLflow run name (default evaluate-<method>-<split>)")
-    add_inference_arguments(p, ("tta", "threshold", "keep_largest", "fill_holes", "mode", "intensity_window", "batch_size",
+    add_inference_arguments(p, ("tta", "threshold", "keep_largest", "postprocessing", "fill_holes", "mode", "intensity_window", "batch_size",
                                 "device", "progress"))
     p.add_argument("--worst_cases", type=int, default=4, help="overlay images of the N lowest-Dice cases (0: none)")
     return p

@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt", required=True, nargs="+",
                    help="checkpoint model.pt written by training (or its run folder); several = an ensemble "
                         "(e.g. the fold models), probabilities averaged")
-    add_inference_arguments(p, ("tta", "threshold", "keep_largest", "fill_holes", "mode"))
+    add_inference_arguments(p, ("tta", "threshold", "keep_largest", "postprocessing", "fill_holes", "mode"))
     p.add_argument("--save_prob", action="store_true", help="also write the probability map")
     p.add_argument("--no_overlay", action="store_true", help="do not write overlay PNGs")
     add_inference_arguments(p, ("intensity_window", "batch_size", "device", "progress"))

@@ -90,6 +90,10 @@ def add_inference_arguments(parser: argparse.ArgumentParser, names: Iterable[str
         "threshold": (("--threshold",), dict(type=float, default=None,
                                              help="probability threshold (default: the one recorded at training, 0.5)")),
         "keep_largest": (("--keep_largest",), dict(action="store_true", help="keep only the largest connected component")),
+        "postprocessing": (("--postprocessing",), dict(
+            nargs=2, metavar=("POSTPROCESSING_JSON", "ARM"), default=None,
+            help="post-process as a study chose for ARM: its report/postprocessing.json from 'compare --keep_largest' "
+                 "(keeps the largest component only where the study's held-out cases gained); instead of --keep_largest")),
         "fill_holes": (("--fill_holes",), dict(action="store_true", help="fill holes inside the mask")),
         "mode": (("--mode",), dict(choices=MODES, default="auto",
                                    help="auto (default): as the model was trained; resize: whole image squashed to the "
@@ -113,4 +117,11 @@ def options_from_args(args: argparse.Namespace) -> InferenceOptions:
     values = {name: getattr(args, name) for name in ARGUMENTS if name != "progress" and hasattr(args, name)}
     if hasattr(args, "no_progress"):
         values["progress"] = not args.no_progress
+    if getattr(args, "postprocessing", None):
+        if values.get("keep_largest"):
+            raise UserError("--keep_largest and --postprocessing both choose the post-processing; give one of them")
+        from ..study.postprocessing import chosen_keep_largest
+
+        path, arm = args.postprocessing
+        values["keep_largest"] = chosen_keep_largest(path, arm, tta=bool(values.get("tta")))
     return InferenceOptions(**values)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .plan import REFERENCE_ARM
+from .postprocessing import postprocessing_record
 from .statistics import bootstrap_ci, paired_difference
 
 METRICS = ("dice", "iou")
@@ -353,23 +354,6 @@ def complete_groups(results: Sequence[dict]) -> tuple[list[dict], list[str]]:
     return keep, [r["key"] for r in results if r not in keep]
 
 
-def _postprocessing_record(rows: Sequence[dict]) -> dict:
-    """``postprocessing.json``: per arm and evaluation, whether to keep only the largest component (``infer
-    --keep_largest``) and the evidence, as nnU-Net keeps its cross-validation's choice for inference."""
-    record: dict = {"rule": "keep only the largest connected component where it raises the mean Dice of the held-out cases",
-                    "chosen_on": rows[0].get("chosen_on", "CV") if rows else "CV"}
-    for r in rows:
-        record.setdefault(r["arm"], {})[r["reference"]] = {
-            "keep_largest": bool(r["chosen"]), "cases": r["cases"], "seeds": r["seeds"], "dice_diff": _or_none(r["dice_diff"]),
-            "dice_ci": [_or_none(r["dice_ci_low"]), _or_none(r["dice_ci_high"])], "dice_p_wilcoxon": _or_none(r["dice_p_wilcoxon"])}
-    return record
-
-
-def _or_none(value: float) -> float | None:
-    """``value``, or ``None`` for NaN (JSON has no NaN)."""
-    return None if value is None or math.isnan(float(value)) else float(value)
-
-
 def _postprocessing_sentence(rows: Sequence[dict]) -> str:
     """One sentence of what the cross-validation chooses per arm (nnU-Net's rule), from the rows without TTA."""
     plain = [r for r in rows if r["reference"] == "final"] or list(rows)
@@ -423,7 +407,7 @@ def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str 
         paths["tta_csv"] = write_csv(out_dir / "tta.csv", tta, list(tta[0]))
     if postprocessing:
         paths["postprocessing_csv"] = write_csv(out_dir / "postprocessing.csv", postprocessing, list(postprocessing[0]))
-        paths["postprocessing_json"] = write_json(out_dir / "postprocessing.json", _postprocessing_record(postprocessing))
+        paths["postprocessing_json"] = write_json(out_dir / "postprocessing.json", postprocessing_record(postprocessing))
     if curves:
         paths["robustness"] = robustness_chart(curves, out_dir / "robustness.png", title)
     cases = side_by_side(results, out_dir / "cases.png")
