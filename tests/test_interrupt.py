@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from conftest import REPO, TRAIN_CONFIG
 from medseg_masksup.training.interrupt import resume_command
@@ -46,16 +47,19 @@ def test_resume_command_replaces_an_earlier_resume():
     assert resume_command("/r d", argv) == "python -m monai.bundle run training --epochs 3 --resume '/r d'"
 
 
-def test_ctrl_c_prints_one_line_marks_the_run_killed_and_resumes(tmp_path):
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_prints_one_line_marks_the_run_killed_and_resumes(tmp_path, signum, status):
+    """Ctrl-C, and SIGTERM as ``kill``, ``timeout`` and batch schedulers send it (which used to end the program
+    on the spot, leaving its MLflow run RUNNING)."""
     out = tmp_path / "out"
     proc = subprocess.Popen(_cmd(out, "--epochs", "3"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env=ENV)
     last = _wait_for(proc, "synthetic-glands/masksup/*/last.pt", out)
     time.sleep(0.3)  # into the next epoch
     assert proc.poll() is None, "training ended before it could be interrupted; make the test run longer"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     stderr = proc.communicate(timeout=120)[1]
-    assert proc.returncode == 130, stderr[-3000:]
+    assert proc.returncode == status, stderr[-3000:]
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
     lines = [line for line in stderr.splitlines() if line.startswith("interrupted at epoch")]
     assert len(lines) == 1, stderr[-3000:]

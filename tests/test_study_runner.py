@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from medseg_masksup.commands.compare import main as compare
 from medseg_masksup.study.runner import load_results
@@ -100,3 +102,56 @@ def test_report_only_needs_nothing_but_the_study_folder(tiny_study, tmp_path, ca
     assert "holds no study (study.json not found)" in capsys.readouterr().err
     assert compare(["--output_dir", str(study)]) == 2
     assert "--datalist and --epochs are needed to run a study" in capsys.readouterr().err
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids of the live (not zombie) processes whose command line contains ``text``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode() \
+                    and " Z " not in (proc / "stat").read_text():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_sigterm_to_compare_stops_its_trainings_and_the_study_resumes(tmp_path):
+    """``kill`` / ``timeout`` / a scheduler send SIGTERM to ``compare`` only; its trainings (children and
+    grandchildren) used to go on unseen, writing into the study folder. Now they stop with it, resumably."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+    from mlflow.tracking import MlflowClient
+
+    from conftest import REPO
+    from study_fixtures import tiny_study_args
+
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("needs /proc to list processes")
+    study = tmp_path / "study"
+    args = [*tiny_study_args(tmp_path / "data", study), "--arms", "baseline", "--epochs", "30"]
+    command = [sys.executable, "-m", "medseg_masksup.cli", "compare", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not list(study.glob("runs/baseline-s0-f0/train/*/*/*/last.pt")):
+        assert proc.poll() is None and time.time() < deadline, "the training never saved a last.pt"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=180)[0]
+    assert proc.returncode == 143, output[-3000:]
+    assert "study stopped (SIGTERM); 1 run(s) interrupted: baseline-s0-f0; run the same command again" in output
+    assert _processes_mentioning(str(study)) == [], "a training of the study outlived compare"
+    client = MlflowClient(f"sqlite:///{study / 'mlflow.db'}")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.study = 'tiny'")
+    assert run.info.status == "KILLED"
+
+    resumed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "resumed" in (study / "runs" / "baseline-s0-f0" / "train.log").read_text()
+    assert load_results(study)[0]["key"] == "baseline-s0-f0"

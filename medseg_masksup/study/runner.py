@@ -18,7 +18,10 @@ Layout of a study folder::
 
 A run whose ``result.json`` exists is skipped; an interrupted training is resumed from its ``last.pt``;
 a finished training whose evaluation was interrupted is only evaluated. So a study stopped by a crash,
-Ctrl-C or the end of a session carries on where it was when the same command runs again. A finished run
+Ctrl-C, SIGTERM or the end of a session carries on where it was when the same command runs again. Each run
+is a process group of its own: Ctrl-C or SIGTERM to ``compare`` stops every process of its runs (each
+training saves its state and marks its MLflow run KILLED) before ``compare`` exits, so no training goes on
+writing into the study folder unseen. A finished run
 that lacks an evaluation the plan asks for (``final-tta`` once a study switches ``tta`` on, ``final-largest``
 once it switches ``keep_largest`` on) gets only that evaluation; its ``result.json`` is replaced when the evaluation is complete.
 """
@@ -27,8 +30,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +41,7 @@ from pathlib import Path
 
 from ..bundle_files import bundle_file
 from ..errors import UserError
+from ..training.interrupt import exit_status, interrupt_on_signals
 from .plan import RunSpec, StudyPlan, check_resumable
 
 PLAN_FILE = "study.json"
@@ -273,15 +279,27 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print, 
     if jobs > 1:
         env.setdefault("OMP_NUM_THREADS", "1")
     failures = []
+    running: dict[str, subprocess.Popen] = {}
+    stopping = threading.Event()
 
     def launch(spec: RunSpec) -> None:
+        if stopping.is_set():
+            return
         started = time.perf_counter()
         trains = not is_done(study_dir, spec)
         log(f"  start {spec.key} ({spec.epochs} epochs)" if trains
             else f"  start {spec.key} ({', '.join(missing_evaluations(plan, study_dir, spec))} evaluation only)")
         command = [sys.executable, "-m", "medseg_masksup.study.runner", str(study_dir), spec.key,
                    *(["--workers", str(workers)] if workers is not None else [])]
-        code = subprocess.call(command, env=env)
+        # each run in a process group of its own, so that stopping the study stops all of a run's processes
+        proc = subprocess.Popen(command, env=env, start_new_session=True)
+        running[spec.key] = proc
+        try:
+            code = proc.wait()
+        finally:
+            running.pop(spec.key, None)
+        if stopping.is_set():
+            return
         minutes = (time.perf_counter() - started) / 60
         if code != 0 or missing_evaluations(plan, study_dir, spec):
             failures.append(spec.key)
@@ -295,11 +313,45 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print, 
         log(f"  done  {spec.key} in {minutes:.1f} min: final-checkpoint Dice {dice['final']:.4f}{extra} "
             f"(best val Dice {result['best_val_dice']:.4f} at epoch {result['best_epoch']})")
 
-    with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
-        list(pool.map(launch, pending))
+    pool = ThreadPoolExecutor(max_workers=max(1, int(jobs)))
+    try:
+        with interrupt_on_signals():
+            for future in [pool.submit(launch, spec) for spec in pending]:
+                future.result()
+    except KeyboardInterrupt as err:
+        stopping.set()
+        stopped = sorted(running)
+        for proc in list(running.values()):
+            stop_process_group(proc)
+        pool.shutdown(wait=True, cancel_futures=True)
+        log(f"study stopped ({err.args[0] if err.args else 'SIGINT'}); {len(stopped)} run(s) interrupted"
+            f"{': ' + ', '.join(stopped) if stopped else ''}; run the same command again to resume")
+        raise SystemExit(exit_status(err)) from None
+    pool.shutdown(wait=True)
     if failures:
         log(f"{len(failures)} run(s) failed: {', '.join(failures)}; run the same command again to retry them")
     return load_results(study_dir)
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Send SIGTERM to the process group that ``proc`` leads and wait until every process in it has exited
+    (a training saves its state and marks its MLflow run KILLED on SIGTERM); SIGKILL after ``timeout`` s."""
+    def signal_group(signum: int) -> bool:
+        try:
+            os.killpg(proc.pid, signum)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+    signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while signal_group(0):  # some process of the group is still there
+        proc.poll()  # reap the leader, so that its zombie does not count
+        if time.monotonic() > deadline:
+            signal_group(signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    proc.wait()
 
 
 def _main(argv: list[str]) -> int:

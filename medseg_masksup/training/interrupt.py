@@ -1,4 +1,4 @@
-"""Ctrl-C during training: one line that says where training stopped and how to continue, no tracebacks."""
+"""Ctrl-C or SIGTERM during training: one line that says where training stopped and how to continue, no tracebacks."""
 
 from __future__ import annotations
 
@@ -29,22 +29,45 @@ def resume_command(run_dir: str, argv: list[str] | None = None) -> str:
     return shlex.join(["python", "-m", "monai.bundle", *kept, "--resume", str(run_dir)])
 
 
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread by SIGINT (Ctrl-C) or SIGTERM (``kill``, ``timeout``, a batch scheduler);
+    ``status`` is the exit status shells report for that signal (130, 143)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+    @property
+    def status(self) -> int:
+        return 128 + self.signum
+
+
+def exit_status(err: KeyboardInterrupt) -> int:
+    """The exit status for an interrupt: its signal's (:class:`Interrupted`), else Ctrl-C's."""
+    return err.status if isinstance(err, Interrupted) else INTERRUPTED_STATUS
+
+
 @contextlib.contextmanager
-def quiet_interrupt() -> Iterator[None]:
-    """While the body runs, Ctrl-C raises ``KeyboardInterrupt`` as usual but first silences logging, so the
-    handlers that log the exception on its way out (ignite, MONAI's StatsHandler) print no tracebacks.
-    Logging is switched back on when the body ends. Outside the main thread this does nothing."""
+def interrupt_on_signals(quiet: bool = False) -> Iterator[None]:
+    """While the body runs, SIGINT and SIGTERM raise :class:`Interrupted` (a ``KeyboardInterrupt``), so a
+    program stopped by ``kill`` or a scheduler cleans up as after Ctrl-C instead of vanishing. With ``quiet``,
+    logging is silenced first, so the handlers that log the exception on its way out (ignite, MONAI's
+    StatsHandler) print no tracebacks; it is switched back on when the body ends. Outside the main thread
+    this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupted(signum, frame):
-        logging.disable(logging.CRITICAL)
-        raise KeyboardInterrupt
+        if quiet:
+            logging.disable(logging.CRITICAL)
+        raise Interrupted(signum)
 
-    previous = signal.signal(signal.SIGINT, interrupted)
+    previous = {signum: signal.signal(signum, interrupted) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        logging.disable(logging.NOTSET)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if quiet:
+            logging.disable(logging.NOTSET)

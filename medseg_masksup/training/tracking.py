@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -128,21 +129,22 @@ class MLflowRunHandler(MLFlowHandler):
 
 def run_training(trainer, mlflow_handler: MLflowRunHandler | None = None, run_dir: str | None = None) -> None:
     """``trainer.run()``; on an error the MLflow run is marked FAILED, and a bad loss or bad data ends the
-    program with its one-line message instead of a stack trace. Ctrl-C marks the run KILLED and ends the
-    program (status 130) with one line: the epoch it stopped in and the command that resumes ``run_dir``."""
+    program with its one-line message instead of a stack trace. Ctrl-C or SIGTERM marks the run KILLED and ends
+    the program (status 130 or 143) with one line: the epoch it stopped in and the command that resumes ``run_dir``."""
     from ..errors import CheckpointError
-    from .interrupt import INTERRUPTED_STATUS, quiet_interrupt, resume_command
+    from .interrupt import Interrupted, exit_status, interrupt_on_signals, resume_command
     from ..method.trainer import NonFiniteLossError
 
     try:
-        with quiet_interrupt():
+        with interrupt_on_signals(quiet=True):
             trainer.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         if mlflow_handler is not None:
             mlflow_handler.fail("KILLED")
         where = f"; resume with: {resume_command(run_dir)}" if run_dir else ""
-        print(f"\ninterrupted at epoch {trainer.state.epoch}{where}", file=sys.stderr, flush=True)  # below the progress bar
-        raise SystemExit(INTERRUPTED_STATUS) from None
+        by = f" by {err.args[0]}" if isinstance(err, Interrupted) and err.signum != signal.SIGINT else ""
+        print(f"\ninterrupted at epoch {trainer.state.epoch}{by}{where}", file=sys.stderr, flush=True)  # below the progress bar
+        raise SystemExit(exit_status(err)) from None
     except BaseException as err:
         if mlflow_handler is not None:
             mlflow_handler.fail()
