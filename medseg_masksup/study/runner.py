@@ -327,7 +327,8 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print, 
         log(f"study stopped ({err.args[0] if err.args else 'SIGINT'}); {len(stopped)} run(s) interrupted"
             f"{': ' + ', '.join(stopped) if stopped else ''}; run the same command again to resume")
         raise SystemExit(exit_status(err)) from None
-    pool.shutdown(wait=True)
+    finally:
+        pool.shutdown(wait=True)  # also when a run's thread raised: the others finish first, as before
     if failures:
         log(f"{len(failures)} run(s) failed: {', '.join(failures)}; run the same command again to retry them")
     return load_results(study_dir)
