@@ -58,6 +58,19 @@ def test_changed_settings_are_refused(tmp_path, capsys):
     assert "holds a study with other settings (epochs: 5 -> 6" in capsys.readouterr().err
 
 
+def test_a_second_compare_on_a_study_in_use_is_refused(tmp_path, capsys):
+    """Two compares on one folder would train the same unfinished runs into the same run folders."""
+    from filelock import FileLock
+
+    (tmp_path / "d.json").write_text("{}")
+    study = tmp_path / "study"
+    study.mkdir()
+    with FileLock(str(study / "study.lock"), timeout=0):  # what a running compare holds
+        assert compare(["--datalist", str(tmp_path / "d.json"), "--output_dir", str(study), "--epochs", "1"]) == 2
+    assert "is in use by another 'compare' (it holds" in capsys.readouterr().err
+    assert not (study / "study.json").exists()  # refused before touching the plan
+
+
 def test_negative_workers_are_refused(tmp_path, capsys):
     (tmp_path / "d.json").write_text("{}")
     assert compare(["--datalist", str(tmp_path / "d.json"), "--output_dir", str(tmp_path / "s"), "--epochs", "1",

@@ -4,6 +4,7 @@
 Layout of a study folder::
 
     study.json                    the plan (settings every run shares)
+    study.lock                    held by the compare that is running the study (one at a time)
     mlflow.db                     one MLflow store: one experiment, runs tagged study/arm/method/seed/fold
     runs/<arm>-s<seed>-f<fold>/
         overrides.json            the bundle overrides of this run
@@ -45,6 +46,8 @@ from ..training.interrupt import exit_status, interrupt_on_signals
 from .plan import RunSpec, StudyPlan, check_resumable
 
 PLAN_FILE = "study.json"
+#: held by the one ``compare`` that runs the study
+LOCK_FILE = "study.lock"
 RESULT_FILE = "result.json"
 CHECKPOINTS = {"best": "model.pt", "final": "last.pt"}
 
@@ -261,9 +264,28 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print, 
     """Run every unfinished run of ``plan`` (``jobs`` at a time, each in its own process); returns all results.
     ``workers`` (data-loader processes per run) is a choice of this invocation, like ``jobs``: not a study setting.
 
-    A failed run is reported and the others go on; the study can be re-run to retry it.
+    A failed run is reported and the others go on; the study can be re-run to retry it. One ``compare`` at a
+    time per study folder: a second one is refused while the first holds ``study.lock`` (released when its
+    process ends, however it ends), since both would train the same unfinished runs.
     """
+    from filelock import FileLock, Timeout
+
     study_dir = Path(study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(os.fspath(study_dir / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UserError(f"{study_dir} is in use by another 'compare' (it holds {study_dir / LOCK_FILE}); wait for it "
+                        "to finish or stop it, then run this command again") from None
+    try:
+        return _run_unfinished(plan, study_dir, jobs, log, workers)
+    finally:
+        lock.release()
+
+
+def _run_unfinished(plan: StudyPlan, study_dir: Path, jobs: int, log, workers: int | None) -> list[dict]:
+    """:func:`run_study` under the study's lock."""
     plan = prepare_study(plan, study_dir)
     specs = list(plan.runs())
     pending = [s for s in specs if missing_evaluations(plan, study_dir, s)]
