@@ -81,11 +81,19 @@ def test_negative_workers_are_refused(tmp_path, capsys):
 def test_a_user_defined_arm_trains_with_its_settings_beside_a_finished_study(tiny_study, capsys, monkeypatch):
     """``--arm`` adds a setting-variant arm to a finished study: only its runs train, with its overrides, and the
     report compares it with the baseline on the same cases. ``--workers`` is no study setting: a study started
-    without it resumes with it (a GPU machine continuing a CPU study), and the new run's loader uses it."""
+    without it resumes with it (a GPU machine continuing a CPU study), and the new run's loader uses it. A
+    stale RUNNING MLflow run of the new run (its process killed before any last.pt) is marked KILLED."""
+    from mlflow.tracking import MlflowClient
+
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     study, args = tiny_study
+    # a training of this arm that died (SIGKILL) before its first last.pt: its MLflow run was left RUNNING
+    client = MlflowClient(f"sqlite:///{study / 'mlflow.db'}")
+    experiment = client.search_experiments()[0].experiment_id
+    stale = client.create_run(experiment, run_name="baseline-ls-s0-f0", tags={"study": "tiny"}).info.run_id
     capsys.readouterr()
     assert compare([*args, "--arm", "baseline-ls", "baseline", "seg_loss=dicece", "--workers", "1"]) == 0
+    assert client.get_run(stale).info.status == "KILLED"  # closed when the run started afresh
     assert "3 runs, 2 already done, 1 to run" in capsys.readouterr().out
     folder = study / "runs" / "baseline-ls-s0-f0"
     overrides = json.loads((folder / "overrides.json").read_text())

@@ -122,6 +122,8 @@ def train(plan: StudyPlan, spec: RunSpec, study_dir: Path, workers: int | None =
     if done is not None:
         return done
     resume = _unfinished_training(train_dir)
+    if resume is None:
+        close_stale_runs(plan, spec, study_dir)
     overrides = {**plan.overrides, **spec.arm.overrides, "method": spec.arm.method, "epochs": spec.epochs, "seed": spec.seed,
                  "val_fold": spec.fold, "datalist": str(Path(plan.datalist).resolve()), "output_dir": str(train_dir),
                  "tracking_uri": tracking_uri(study_dir), "run_name": spec.key, "run_tags": run_tags(plan, spec),
@@ -141,6 +143,27 @@ def train(plan: StudyPlan, spec: RunSpec, study_dir: Path, workers: int | None =
     if code != 0 or finished is None:
         raise UserError(f"training {spec.key} failed (exit status {code}); see {folder / 'train.log'}")
     return finished
+
+
+def close_stale_runs(plan: StudyPlan, spec: RunSpec, study_dir: Path) -> list[str]:
+    """Mark KILLED the MLflow training runs of ``spec`` left RUNNING by a process that died before its first
+    ``last.pt`` (SIGKILL, a power cut): such a run starts afresh, and its old run would stay RUNNING for ever.
+    Under the study's lock no other process can be training it. Returns the run ids it closed."""
+    if not (study_dir / "mlflow.db").is_file():
+        return []
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri(study_dir))
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    closed = []
+    for run in client.search_runs(experiments, "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        if tags.get("mlflow.runName") == spec.key and tags.get("study") == plan.name and tags.get("kind") is None:
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+    return closed
 
 
 def evaluate(plan: StudyPlan, spec: RunSpec, study_dir: Path, training_dir: Path, names: list[str]) -> dict[str, dict]:
