@@ -171,6 +171,8 @@ def test_sigterm_to_compare_stops_its_trainings_and_the_study_resumes(tmp_path):
     client = MlflowClient(f"sqlite:///{study / 'mlflow.db'}")
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.study = 'tiny'")
     assert run.info.status == "KILLED"
+    log = (study / "runs" / "baseline-s0-f0" / "train.log").read_text()
+    assert "interrupted at epoch" in log and "by SIGTERM; resume with: python -m monai.bundle" in log
 
     resumed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
