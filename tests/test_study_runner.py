@@ -178,3 +178,37 @@ def test_sigterm_to_compare_stops_its_trainings_and_the_study_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "resumed" in (study / "runs" / "baseline-s0-f0" / "train.log").read_text()
     assert load_results(study)[0]["key"] == "baseline-s0-f0"
+
+
+def test_first_trains_the_named_arms_before_the_others(tmp_path, capsys, monkeypatch):
+    """``--first`` reorders the unfinished runs (the named arms first, study order otherwise); the trainings are
+    faked here (each exits 1), only the order in which they start is checked."""
+    from medseg_masksup.study import runner
+
+    started = []
+
+    class FailingTraining:
+        def __init__(self, command, **kwargs):
+            started.append(command[command.index("medseg_masksup.study.runner") + 2])
+            self.pid = os.getpid()
+
+        def wait(self):
+            return 1
+
+    monkeypatch.setattr(runner.subprocess, "Popen", FailingTraining)
+    (tmp_path / "d.json").write_text("{}")
+    args = ["--datalist", str(tmp_path / "d.json"), "--output_dir", str(tmp_path / "s"), "--epochs", "1",
+            "--arms", "baseline", "masksup", "baseline-2x", "--seeds", "0", "1"]
+    assert compare([*args, "--first", "baseline", "masksup"]) == 1
+    assert started == ["baseline-s0-f0", "masksup-s0-f0", "baseline-s1-f0", "masksup-s1-f0",
+                       "baseline-2x-s0-f0", "baseline-2x-s1-f0"]
+    started.clear()
+    assert compare(args) == 1  # without it: the study's order, seed by seed
+    assert started == ["baseline-s0-f0", "masksup-s0-f0", "baseline-2x-s0-f0",
+                       "baseline-s1-f0", "masksup-s1-f0", "baseline-2x-s1-f0"]
+
+    plan = (tmp_path / "s" / "study.json").read_text()
+    assert compare([*args, "--arms", "context", "--first", "ctx"]) == 2  # refused before the plan is touched
+    assert "--first ctx: not an arm of this study (its arms: baseline, masksup, baseline-2x, context)" \
+        in capsys.readouterr().err
+    assert (tmp_path / "s" / "study.json").read_text() == plan

@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data-loader processes per run (the bundle's num_workers; default: its 0). Like --jobs, a "
                         "choice of this invocation, not a study setting: a study started on the CPU resumes on a GPU "
                         "with --workers 7. On a GPU use about cores / jobs - 1")
+    p.add_argument("--first", nargs="+", default=[], metavar="ARM",
+                   help="train these arms' unfinished runs before the others' (a choice of this invocation, not a "
+                        "study setting): a study cut short then holds complete comparisons of them, e.g. --first "
+                        "baseline masksup puts an equal-compute arm last")
     p.add_argument("--report_only", action="store_true",
                    help="write the report of the finished runs of --output_dir; train nothing (no other option needed)")
     return p
@@ -105,7 +109,7 @@ def _compare(args: argparse.Namespace) -> int:
         raise UserError(f"--datalist {args.datalist} does not exist")
     if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
-    results = run_study(plan, out, jobs=args.jobs, workers=args.workers)
+    results = run_study(plan, out, jobs=args.jobs, workers=args.workers, first=args.first)
     paths = write_study_report(results, out / "report", title=plan.name)
     print(paths["summary_md"].read_text())
     print(f"report: {out / 'report'}")

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,9 +284,12 @@ def prepare_study(plan: StudyPlan, study_dir: Path) -> StudyPlan:
     return plan
 
 
-def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print, workers: int | None = None) -> list[dict]:
+def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print, workers: int | None = None,
+              first: Sequence[str] = ()) -> list[dict]:
     """Run every unfinished run of ``plan`` (``jobs`` at a time, each in its own process); returns all results.
     ``workers`` (data-loader processes per run) is a choice of this invocation, like ``jobs``: not a study setting.
+    So is ``first``: arms whose unfinished runs train before the others' (in study order otherwise), so that a
+    study cut short holds complete comparisons of those arms.
 
     A failed run is reported and the others go on; the study can be re-run to retry it. One ``compare`` at a
     time per study folder: a second one is refused while the first holds ``study.lock`` (released when its
@@ -302,16 +306,22 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print, 
         raise UserError(f"{study_dir} is in use by another 'compare' (it holds {study_dir / LOCK_FILE}); wait for it "
                         "to finish or stop it, then run this command again") from None
     try:
-        return _run_unfinished(plan, study_dir, jobs, log, workers)
+        return _run_unfinished(plan, study_dir, jobs, log, workers, first)
     finally:
         lock.release()
 
 
-def _run_unfinished(plan: StudyPlan, study_dir: Path, jobs: int, log, workers: int | None) -> list[dict]:
+def _run_unfinished(plan: StudyPlan, study_dir: Path, jobs: int, log, workers: int | None,
+                    first: Sequence[str]) -> list[dict]:
     """:func:`run_study` under the study's lock."""
+    saved = study_dir / PLAN_FILE
+    arms = list(dict.fromkeys([*(StudyPlan.load(saved).arms if saved.is_file() else []), *plan.arms]))
+    unknown = [name for name in first if name not in arms]
+    if unknown:  # refused before the plan is touched
+        raise UserError(f"--first {' '.join(unknown)}: not an arm of this study (its arms: {', '.join(arms)})")
     plan = prepare_study(plan, study_dir)
     specs = list(plan.runs())
-    pending = [s for s in specs if missing_evaluations(plan, study_dir, s)]
+    pending = sorted((s for s in specs if missing_evaluations(plan, study_dir, s)), key=lambda s: s.arm.name not in first)
     to_train = [s for s in pending if not is_done(study_dir, s)]
     to_complete = [s for s in pending if s not in to_train]
     completing = ""
