@@ -161,3 +161,37 @@ def test_report_pairs_a_defined_arm_with_the_arm_of_its_method(tmp_path):
     # without the method's own arm there is nothing to pair it with
     paths = write_study_report([results[0], results[2]], tmp_path / "report2")
     assert "defined arm" not in paths["summary_md"].read_text() and "variants_csv" not in paths
+
+
+def test_report_shows_each_seed_and_the_mean_over_the_seeds_that_finished_every_fold(tmp_path):
+    """Seeds 0 and 1 finished folds 0 and 1, seed 2 only fold 0: the mean over seeds uses seeds 0 and 1."""
+    from study_fixtures import fake_run
+
+    from medseg_masksup.study.report import seed_table, write_study_report
+
+    results = []
+    for seed, folds in ((0, (0, 1)), (1, (0, 1)), (2, (0,))):
+        for fold in folds:
+            for arm, gain in (("baseline", 0.0), ("masksup", 0.01 * (seed + 1))):
+                folder = tmp_path / f"{arm}-s{seed}-f{fold}"
+                folder.mkdir()
+                dice = [0.5 + 0.1 * fold + 0.02 * seed + gain + 0.01 * i for i in range(3)]
+                run = fake_run(folder, arm, {"best": dice, "final": dice}, split=f"heldout-fold{fold}")
+                path = run["eval"]["final"]["per_case_csv"]
+                with open(path) as fh:  # cases of another fold have other names
+                    text = fh.read().replace("\nc", f"\nf{fold}c")
+                with open(path, "w") as fh:
+                    fh.write(text)
+                results.append({**run, "key": folder.name, "seed": seed, "fold": fold})
+    rows = {r["row"]: r for r in seed_table(results)}
+    assert rows["baseline"]["seed_0"] == pytest.approx(0.5 + 0.05 + 0.01)  # folds 0 and 1, 3 cases each
+    assert rows["baseline"]["folds_2"] == 1 and rows["baseline"]["complete_seeds"] == 2
+    diff = rows["masksup − baseline"]
+    assert [diff["seed_0"], diff["seed_1"], diff["seed_2"]] == pytest.approx([0.01, 0.02, 0.03])
+    assert diff["mean"] == pytest.approx(0.015) and diff["std"] == pytest.approx(np.std([0.01, 0.02], ddof=1))
+    paths = write_study_report(results, tmp_path / "report")
+    text = paths["summary_md"].read_text()
+    assert "| Dice per seed | checkpoint | seed 0 | seed 1 | seed 2 (1 of 2 folds) | mean ± std over 2 complete seeds |" in text
+    assert "| masksup − baseline | final | +0.0100 | +0.0200 | +0.0300 | +0.0150 ± 0.0071 |" in text
+    assert paths["seeds_csv"].is_file()
+    assert seed_table([r for r in results if r["seed"] == 0]) == []  # one seed: no such table

@@ -14,6 +14,9 @@
   mean Dice of the held-out cases.
 - ``variants.csv`` (studies with arms defined by ``--arm``): each such arm minus the built-in arm of its
   method on the same cases (``masksup-ema`` − ``masksup``), i.e. what its own settings change.
+- ``seeds.csv`` (studies with several seeds): per seed, each arm's mean Dice of the final checkpoint over
+  that seed's held-out cases and each arm minus ``baseline``; then mean ± std over the seeds that finished
+  every fold (what "mean of 3 seeds" means, and how much a seed moves it).
 - ``bars.png`` (means with CIs), ``robustness.png`` (Dice versus share hidden, every arm),
   ``cases.png`` (image, truth, baseline, MaskSup on the same held-out cases).
 """
@@ -169,6 +172,56 @@ def evaluation_kinds(results: Sequence[dict]) -> tuple[str, ...]:
     return ("final", *optional, "best")
 
 
+def seed_table(results: Sequence[dict], checkpoint: str = "final", reference: str = REFERENCE_ARM) -> list[dict]:
+    """Per arm and per arm − ``reference``: the mean Dice over each seed's cases (``seed_<n>``, with that seed's
+    fold count in ``folds_<n>``), then ``mean`` / ``std`` over the seeds that finished every fold of the study
+    (``complete_seeds``). Empty for a study of one seed. The runs are paired (:func:`complete_groups`), so a
+    difference per seed is the difference of the arms' means over the same cases."""
+    scores = per_case_scores(results, checkpoint)
+    seeds = sorted({int(r["seed"]) for r in results})
+    if len(seeds) < 2:
+        return []
+    folds = {seed: {int(r["fold"]) for r in results if int(r["seed"]) == seed} for seed in seeds}
+    complete = [seed for seed in seeds if len(folds[seed]) == max(len(f) for f in folds.values())]
+
+    def seed_mean(arm: str, seed: int) -> float:
+        return float(np.mean([v["dice"] for (s, _), v in scores[arm].items() if s == seed]))
+
+    rows = []
+    for arm in sorted(scores, key=_arm_order):
+        rows.append({"row": arm, "values": {seed: seed_mean(arm, seed) for seed in seeds}})
+    for arm in sorted(scores, key=_arm_order):
+        if arm != reference and reference in scores:
+            rows.append({"row": f"{arm} − {reference}",
+                         "values": {seed: seed_mean(arm, seed) - seed_mean(reference, seed) for seed in seeds}})
+    out = []
+    for row in rows:
+        kept = [row["values"][seed] for seed in complete]
+        out.append({"row": row["row"], "checkpoint": checkpoint,
+                    **{f"seed_{seed}": row["values"][seed] for seed in seeds},
+                    **{f"folds_{seed}": len(folds[seed]) for seed in seeds},
+                    "complete_seeds": len(complete), "mean": float(np.mean(kept)),
+                    "std": float(np.std(kept, ddof=1)) if len(kept) > 1 else math.nan})
+    return out
+
+
+def _seed_lines(rows: Sequence[dict]) -> list[str]:
+    """Markdown lines of :func:`seed_table` (a seed with fewer folds is marked and left out of the mean)."""
+    if not rows:
+        return []
+    seeds = [int(key.removeprefix("seed_")) for key in rows[0] if key.startswith("seed_")]
+    most = max(rows[0][f"folds_{seed}"] for seed in seeds)
+    heads = [f"seed {seed}" + ("" if rows[0][f"folds_{seed}"] == most else f" ({rows[0][f'folds_{seed}']} of {most} folds)")
+             for seed in seeds]
+    lines = ["", f"| Dice per seed | checkpoint | {' | '.join(heads)} | mean ± std over {rows[0]['complete_seeds']} "
+             f"complete seed{'s' if rows[0]['complete_seeds'] > 1 else ''} |", "|---|---|" + "---:|" * (len(seeds) + 1)]
+    for r in rows:
+        sign = "+" if "−" in r["row"] else ""
+        cells = [f"{r[f'seed_{seed}']:{sign}.4f}" for seed in seeds]
+        lines.append(f"| {r['row']} | {_label(r['checkpoint'])} | {' | '.join(cells)} | {r['mean']:{sign}.4f} ± {_fmt(r['std'])} |")
+    return lines
+
+
 def robustness_curves(results: Sequence[dict]) -> dict[str, list[tuple[float, float, float]]]:
     """``{arm: [(hidden fraction, mean Dice, std over runs), ...]}`` from each run's robustness table."""
     collected: dict[str, dict[float, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
@@ -198,7 +251,8 @@ def format_p(value: float | None) -> str:
 
 
 def markdown(summary: Sequence[dict], paired: Sequence[dict], curves: dict, title: str = "",
-             tta: Sequence[dict] = (), postprocessing: Sequence[dict] = (), variants: Sequence[dict] = ()) -> str:
+             tta: Sequence[dict] = (), postprocessing: Sequence[dict] = (), variants: Sequence[dict] = (),
+             seeds: Sequence[dict] = ()) -> str:
     """The tables of a study as Markdown (what ``docs/results.md`` quotes)."""
     lines = [f"### {title}" if title else "", "", "| arm | checkpoint | runs | cases | Dice (mean ± std over runs) | Dice 95 % CI | IoU (mean ± std) | IoU 95 % CI |",
              "|---|---|---:|---:|---|---|---|---|"]
@@ -207,6 +261,7 @@ def markdown(summary: Sequence[dict], paired: Sequence[dict], curves: dict, titl
                      f"[{_fmt(r['dice_ci_low'])}, {_fmt(r['dice_ci_high'])}] | {_fmt(r['iou_mean'])} ± {_fmt(r['iou_run_std'])} | "
                      f"[{_fmt(r['iou_ci_low'])}, {_fmt(r['iou_ci_high'])}] |")
     lines += _paired_table(paired, "arm − baseline")
+    lines += _seed_lines(seeds)
     lines += _paired_table([{**r, "arm": f"{r['arm']} − {r['reference']}"} for r in variants], "defined arm − arm of its method")
     lines += _paired_table(tta, "arm: TTA − no TTA")
     lines += _paired_table(postprocessing, "arm: largest component − none", chosen=True)
@@ -383,8 +438,9 @@ def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str 
     variants = [row for kind in kinds for row in variants_against_their_method(results, kind)]
     tta = tta_gain(results) if TTA_KIND in kinds else []
     postprocessing = postprocessing_choice(results, kinds)
+    seeds = seed_table(results)
     curves = robustness_curves(results)
-    text = markdown(summary, paired, curves, title, tta, postprocessing, variants)
+    text = markdown(summary, paired, curves, title, tta, postprocessing, variants, seeds)
     if postprocessing:
         text += "\n" + _postprocessing_sentence(postprocessing)
     if left_out:
@@ -401,6 +457,8 @@ def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str 
         paths["bars"] = bar_chart(summary, out_dir / "bars.png", title)
     if paired:
         paths["paired_csv"] = write_csv(out_dir / "paired.csv", paired, list(paired[0]))
+    if seeds:
+        paths["seeds_csv"] = write_csv(out_dir / "seeds.csv", seeds, list(seeds[0]))
     if variants:
         paths["variants_csv"] = write_csv(out_dir / "variants.csv", variants, list(variants[0]))
     if tta:
