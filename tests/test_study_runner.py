@@ -212,3 +212,47 @@ def test_first_trains_the_named_arms_before_the_others(tmp_path, capsys, monkeyp
     assert "--first ctx: not an arm of this study (its arms: baseline, masksup, baseline-2x, context)" \
         in capsys.readouterr().err
     assert (tmp_path / "s" / "study.json").read_text() == plan
+
+
+def test_a_second_signal_while_compare_stops_its_runs_is_reported_not_obeyed(tmp_path, monkeypatch):
+    """An impatient second Ctrl-C / SIGTERM used to meet the default handler and end ``compare`` while its runs
+    were still saving, releasing the study lock under them. Now compare says so and waits. The training and the
+    stop are faked; the second SIGTERM arrives while compare stops its run."""
+    import signal
+    import threading
+
+    import pytest
+
+    from medseg_masksup.study import runner
+    from medseg_masksup.study.plan import StudyPlan
+
+    release, lines, outside = threading.Event(), [], []
+
+    class BlockingTraining:
+        def __init__(self, command, **kwargs):
+            self.pid = os.getpid()
+
+        def wait(self):
+            os.kill(os.getpid(), signal.SIGTERM)  # the first signal, while the run trains
+            release.wait(60)
+            return 1
+
+    def stop(proc, timeout=120.0):
+        os.kill(os.getpid(), signal.SIGTERM)  # the second signal, while the run stops
+        release.set()
+
+    monkeypatch.setattr(runner.subprocess, "Popen", BlockingTraining)
+    monkeypatch.setattr(runner, "stop_process_group", stop)
+    (tmp_path / "d.json").write_text("{}")
+    plan = StudyPlan(name="s", datalist=str(tmp_path / "d.json"), epochs=1, arms=["baseline"])
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: outside.append(signum))  # instead of dying
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            runner.run_study(plan, tmp_path / "study", log=lines.append)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped.value.code == 143
+    assert outside == []  # both signals went to compare
+    assert "  stopping 1 run(s) (SIGTERM); they save their state" in lines
+    assert "  SIGTERM again: still stopping; the runs are saving their state" in lines
+    assert lines[-1].startswith("study stopped (SIGTERM); 1 run(s) interrupted: baseline-s0-f0")

@@ -368,22 +368,28 @@ def _run_unfinished(plan: StudyPlan, study_dir: Path, jobs: int, log, workers: i
         log(f"  done  {spec.key} in {minutes:.1f} min: final-checkpoint Dice {dice['final']:.4f}{extra} "
             f"(best val Dice {result['best_val_dice']:.4f} at epoch {result['best_epoch']})")
 
+    def be_patient(signum: int) -> None:
+        log(f"  {signal.Signals(signum).name} again: still stopping; the runs are saving their state")
+
     pool = ThreadPoolExecutor(max_workers=max(1, int(jobs)))
-    try:
-        with interrupt_on_signals():
+    # a second Ctrl-C / SIGTERM while the runs stop must not end compare before them (it would release the
+    # study lock while they still write)
+    with interrupt_on_signals(on_repeat=be_patient):
+        try:
             for future in [pool.submit(launch, spec) for spec in pending]:
                 future.result()
-    except KeyboardInterrupt as err:
-        stopping.set()
-        stopped = sorted(running)
-        for proc in list(running.values()):
-            stop_process_group(proc)
-        pool.shutdown(wait=True, cancel_futures=True)
-        log(f"study stopped ({err.args[0] if err.args else 'SIGINT'}); {len(stopped)} run(s) interrupted"
-            f"{': ' + ', '.join(stopped) if stopped else ''}; run the same command again to resume")
-        raise SystemExit(exit_status(err)) from None
-    finally:
-        pool.shutdown(wait=True)  # also when a run's thread raised: the others finish first, as before
+        except KeyboardInterrupt as err:
+            stopping.set()
+            stopped = sorted(running)
+            log(f"  stopping {len(stopped)} run(s) ({err.args[0] if err.args else 'SIGINT'}); they save their state")
+            for proc in list(running.values()):
+                stop_process_group(proc)
+            pool.shutdown(wait=True, cancel_futures=True)
+            log(f"study stopped ({err.args[0] if err.args else 'SIGINT'}); {len(stopped)} run(s) interrupted"
+                f"{': ' + ', '.join(stopped) if stopped else ''}; run the same command again to resume")
+            raise SystemExit(exit_status(err)) from None
+        finally:
+            pool.shutdown(wait=True)  # also when a run's thread raised: the others finish first, as before
     if failures:
         log(f"{len(failures)} run(s) failed: {', '.join(failures)}; run the same command again to retry them")
     return load_results(study_dir)

@@ -8,7 +8,7 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 #: exit status of a program ended by SIGINT (128 + 2), as shells report it
 INTERRUPTED_STATUS = 130
@@ -48,17 +48,21 @@ def exit_status(err: KeyboardInterrupt) -> int:
 
 
 @contextlib.contextmanager
-def interrupt_on_signals(quiet: bool = False) -> Iterator[None]:
+def interrupt_on_signals(quiet: bool = False, on_repeat: Callable[[int], None] | None = None) -> Iterator[None]:
     """While the body runs, SIGINT and SIGTERM raise :class:`Interrupted` (a ``KeyboardInterrupt``), so a
     program stopped by ``kill`` or a scheduler cleans up as after Ctrl-C instead of vanishing. With ``quiet``,
     logging is silenced first, so the handlers that log the exception on its way out (ignite, MONAI's
-    StatsHandler) print no tracebacks; it is switched back on when the body ends. Outside the main thread
-    this does nothing."""
+    StatsHandler) print no tracebacks; it is switched back on when the body ends. With ``on_repeat``, the
+    signals that follow the first one (an impatient second Ctrl-C) only call ``on_repeat(signum)``, so the
+    clean-up the body does under this context is not cut short. Outside the main thread this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupted(signum, frame):
+        if on_repeat is not None:
+            for handled in previous:
+                signal.signal(handled, lambda repeated, _: on_repeat(repeated))
         if quiet:
             logging.disable(logging.CRITICAL)
         raise Interrupted(signum)
