@@ -256,3 +256,61 @@ def test_a_second_signal_while_compare_stops_its_runs_is_reported_not_obeyed(tmp
     assert "  stopping 1 run(s) (SIGTERM); they save their state" in lines
     assert "  SIGTERM again: still stopping; the runs are saving their state" in lines
     assert lines[-1].startswith("study stopped (SIGTERM); 1 run(s) interrupted: baseline-s0-f0")
+
+
+def test_the_report_tables_follow_the_runs_as_they_finish(tmp_path, capsys, monkeypatch):
+    """A study of hours used to show nothing until its last run: now the tables are rewritten after each run
+    (the figures at the end), and a failing report does not stop the study. Trainings are faked: each writes
+    its run's result.json."""
+    from study_fixtures import fake_run
+
+    from medseg_masksup.study import runner
+    from medseg_masksup.study.plan import StudyPlan
+
+    class FinishedTraining:
+        def __init__(self, command, **kwargs):
+            at = command.index("medseg_masksup.study.runner")
+            self.study, self.key = Path(command[at + 1]), command[at + 2]
+
+        def wait(self):
+            arm, gain = ("masksup", 0.02) if self.key.startswith("masksup") else ("baseline", 0.0)
+            folder = self.study / "runs" / self.key
+            folder.mkdir(parents=True)
+            dice = [0.6 + gain, 0.7 + gain, 0.8 + gain]
+            result = {**fake_run(folder, arm, {"best": dice, "final": dice}), "best_val_dice": 0.7, "best_epoch": 1}
+            (folder / "result.json").write_text(json.dumps(result))
+            return 0
+
+    monkeypatch.setattr(runner.subprocess, "Popen", FinishedTraining)
+    (tmp_path / "d.json").write_text("{}")
+    seen, lines = [], []
+    plan = StudyPlan(name="s", datalist=str(tmp_path / "d.json"), epochs=1, arms=["baseline", "masksup"])
+
+    def report(results):
+        seen.append(sorted(r["key"] for r in results))
+        raise OSError("disk full")
+
+    runner.run_study(plan, tmp_path / "study", log=lines.append, on_result=report)
+    assert seen == [["baseline-s0-f0"], ["baseline-s0-f0", "masksup-s0-f0"]]
+    assert "  (the report after masksup-s0-f0 was not written: disk full)" in lines
+
+    # through compare: the interim tables, then the full report when the study ends
+    from medseg_masksup.study.report import write_study_report
+
+    interim = write_study_report(runner.load_results(tmp_path / "study"), tmp_path / "interim", figures=False)
+    assert "Interim report of the 2 compared runs finished so far" in interim["summary_md"].read_text()
+    assert "bars" not in interim and not (tmp_path / "interim" / "bars.png").exists()
+    from medseg_masksup.study import report as report_module
+
+    drawn = []
+
+    def recording(*args, figures=True, **kwargs):
+        drawn.append(figures)
+        return write_study_report(*args, figures=figures, **kwargs)
+
+    monkeypatch.setattr(report_module, "write_study_report", recording)
+    assert compare(["--datalist", str(tmp_path / "d.json"), "--output_dir", str(tmp_path / "s2"), "--epochs", "1"]) == 0
+    assert drawn == [False, False, True]  # tables after each run, figures once at the end
+    text = (tmp_path / "s2" / "report" / "summary.md").read_text()
+    assert "| masksup | final | 1 | 3 | 0.0200 [" in text and "Interim" not in text
+    assert (tmp_path / "s2" / "report" / "bars.png").is_file()

@@ -3,7 +3,7 @@
 Every arm trains with the same bundle files, overrides, data and seeds; each run is scored by the
 ``evaluate`` path on the held-out split. Running the same command again skips finished runs and
 resumes interrupted ones. Writes ``<output_dir>/report/`` (summary.md/.csv, paired.csv, bars.png,
-robustness.png, cases.png); all runs sit in one MLflow experiment in ``<output_dir>/mlflow.db``,
+robustness.png, cases.png; the tables are rewritten after each run that finishes, the figures at the end); all runs sit in one MLflow experiment in ``<output_dir>/mlflow.db``,
 tagged study / arm / method / seed / fold.
 
 ``--tta`` adds an evaluation of each final checkpoint with flip TTA (``eval-final-tta/``) and a
@@ -109,7 +109,10 @@ def _compare(args: argparse.Namespace) -> int:
         raise UserError(f"--datalist {args.datalist} does not exist")
     if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
-    results = run_study(plan, out, jobs=args.jobs, workers=args.workers, first=args.first)
+    def interim_report(results: list[dict]) -> None:  # tables as the runs finish; figures at the end
+        write_study_report(results, out / "report", title=plan.name, figures=False)
+
+    results = run_study(plan, out, jobs=args.jobs, workers=args.workers, first=args.first, on_result=interim_report)
     paths = write_study_report(results, out / "report", title=plan.name)
     print(paths["summary_md"].read_text())
     print(f"report: {out / 'report'}")

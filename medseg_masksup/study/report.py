@@ -426,8 +426,11 @@ def _postprocessing_sentence(rows: Sequence[dict]) -> str:
             "folds of the training data.\n")
 
 
-def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str = "") -> dict[str, Path]:
-    """All tables and figures of a study under ``out_dir``; returns their paths (``summary.md`` first)."""
+def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str = "", figures: bool = True
+                       ) -> dict[str, Path]:
+    """All tables and figures of a study under ``out_dir``; returns their paths (``summary.md`` first). Without
+    ``figures`` (the interim report ``compare`` writes as runs finish) only the tables are written, and
+    ``summary.md`` says that the figures are older."""
     from ..io.atomic import write_csv, write_json, write_text
 
     out_dir = Path(out_dir)
@@ -451,9 +454,13 @@ def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str 
         if kind not in kinds and len(lacking) < len(results):
             text += (f"\n{_label(kind)} is shown once every compared run has it (`compare {option}`); "
                      f"still without: {', '.join(lacking)}.\n")
+    if not figures:
+        text += (f"\nInterim report of the {len(results)} compared runs finished so far, written while the study runs; "
+                 "the figures in this folder are redrawn when `compare` ends.\n")
     paths = {"summary_md": write_text(out_dir / "summary.md", text)}
     if summary:
         paths["summary_csv"] = write_csv(out_dir / "summary.csv", summary, list(summary[0]))
+    if summary and figures:
         paths["bars"] = bar_chart(summary, out_dir / "bars.png", title)
     if paired:
         paths["paired_csv"] = write_csv(out_dir / "paired.csv", paired, list(paired[0]))
@@ -466,9 +473,9 @@ def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str 
     if postprocessing:
         paths["postprocessing_csv"] = write_csv(out_dir / "postprocessing.csv", postprocessing, list(postprocessing[0]))
         paths["postprocessing_json"] = write_json(out_dir / "postprocessing.json", postprocessing_record(postprocessing))
-    if curves:
+    if curves and figures:
         paths["robustness"] = robustness_chart(curves, out_dir / "robustness.png", title)
-    cases = side_by_side(results, out_dir / "cases.png")
+    cases = side_by_side(results, out_dir / "cases.png") if figures else None
     if cases is not None:
         paths["cases"] = cases
     return paths

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,11 +285,12 @@ def prepare_study(plan: StudyPlan, study_dir: Path) -> StudyPlan:
 
 
 def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print, workers: int | None = None,
-              first: Sequence[str] = ()) -> list[dict]:
+              first: Sequence[str] = (), on_result: Callable[[list[dict]], object] | None = None) -> list[dict]:
     """Run every unfinished run of ``plan`` (``jobs`` at a time, each in its own process); returns all results.
     ``workers`` (data-loader processes per run) is a choice of this invocation, like ``jobs``: not a study setting.
     So is ``first``: arms whose unfinished runs train before the others' (in study order otherwise), so that a
-    study cut short holds complete comparisons of those arms.
+    study cut short holds complete comparisons of those arms. ``on_result(all results so far)`` is called after
+    each run that finishes (one call at a time; an error in it is logged, and the study goes on).
 
     A failed run is reported and the others go on; the study can be re-run to retry it. One ``compare`` at a
     time per study folder: a second one is refused while the first holds ``study.lock`` (released when its
@@ -306,13 +307,13 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print, 
         raise UserError(f"{study_dir} is in use by another 'compare' (it holds {study_dir / LOCK_FILE}); wait for it "
                         "to finish or stop it, then run this command again") from None
     try:
-        return _run_unfinished(plan, study_dir, jobs, log, workers, first)
+        return _run_unfinished(plan, study_dir, jobs, log, workers, first, on_result)
     finally:
         lock.release()
 
 
 def _run_unfinished(plan: StudyPlan, study_dir: Path, jobs: int, log, workers: int | None,
-                    first: Sequence[str]) -> list[dict]:
+                    first: Sequence[str], on_result: Callable[[list[dict]], object] | None) -> list[dict]:
     """:func:`run_study` under the study's lock."""
     saved = study_dir / PLAN_FILE
     arms = list(dict.fromkeys([*(StudyPlan.load(saved).arms if saved.is_file() else []), *plan.arms]))
@@ -335,7 +336,7 @@ def _run_unfinished(plan: StudyPlan, study_dir: Path, jobs: int, log, workers: i
         env.setdefault("OMP_NUM_THREADS", "1")
     failures = []
     running: dict[str, subprocess.Popen] = {}
-    stopping = threading.Event()
+    stopping, reporting = threading.Event(), threading.Lock()
 
     def launch(spec: RunSpec) -> None:
         if stopping.is_set():
@@ -367,6 +368,12 @@ def _run_unfinished(plan: StudyPlan, study_dir: Path, jobs: int, log, workers: i
                         if name.startswith("final-") and name in dice)
         log(f"  done  {spec.key} in {minutes:.1f} min: final-checkpoint Dice {dice['final']:.4f}{extra} "
             f"(best val Dice {result['best_val_dice']:.4f} at epoch {result['best_epoch']})")
+        if on_result is not None:
+            with reporting:
+                try:
+                    on_result(load_results(study_dir))
+                except (OSError, ValueError, KeyError, RuntimeError) as err:  # a report is no reason to stop the study
+                    log(f"  (the report after {spec.key} was not written: {err})")
 
     def be_patient(signum: int) -> None:
         log(f"  {signal.Signals(signum).name} again: still stopping; the runs are saving their state")
