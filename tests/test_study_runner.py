@@ -314,3 +314,36 @@ def test_the_report_tables_follow_the_runs_as_they_finish(tmp_path, capsys, monk
     text = (tmp_path / "s2" / "report" / "summary.md").read_text()
     assert "| masksup | final | 1 | 3 | 0.0200 [" in text and "Interim" not in text
     assert (tmp_path / "s2" / "report" / "bars.png").is_file()
+
+
+def test_report_only_reports_the_arms_asked_for_while_another_is_unfinished(tmp_path, capsys):
+    """A study's tables pair only the seeds and folds every arm finished, so one slow arm held back every
+    comparison; ``--report_arms`` reports some arms of it, into ``--report_dir``."""
+    from study_fixtures import fake_run
+
+    from medseg_masksup.study.plan import StudyPlan
+
+    study = tmp_path / "study"
+    study.mkdir()
+    StudyPlan(name="s", datalist=str(tmp_path / "d.json"), epochs=1, arms=["baseline", "masksup", "baseline-2x"],
+              seeds=[0, 1]).save(study / "study.json")
+    for arm, seeds in (("baseline", (0, 1)), ("masksup", (0, 1)), ("baseline-2x", (0,))):
+        for seed in seeds:
+            folder = study / "runs" / f"{arm}-s{seed}-f0"
+            folder.mkdir(parents=True)
+            dice = [0.6, 0.7, 0.8 + 0.01 * seed]
+            result = {**fake_run(folder, arm, {"best": dice, "final": dice}), "key": folder.name, "seed": seed}
+            (folder / "result.json").write_text(json.dumps(result))
+    assert compare(["--output_dir", str(study), "--report_only"]) == 0
+    assert "Left out until every arm has finished their seed and fold" in capsys.readouterr().out
+    two = tmp_path / "two-arms"
+    assert compare(["--output_dir", str(study), "--report_only", "--report_arms", "baseline", "masksup",
+                    "--report_dir", str(two)]) == 0
+    text = (two / "summary.md").read_text()
+    assert "| masksup | final | 2 | 3 |" in text and "baseline-2x" not in text and "Left out" not in text
+    assert "Left out" in (study / "report" / "summary.md").read_text()  # the study's own report is kept
+    assert compare(["--output_dir", str(study), "--report_only", "--report_arms", "context"]) == 2
+    assert "--report_arms context: not an arm of" in capsys.readouterr().err
+    assert compare(["--output_dir", str(study), "--datalist", str(tmp_path / "d.json"), "--epochs", "1",
+                    "--report_arms", "masksup"]) == 2
+    assert "--report_arms works with --report_only" in capsys.readouterr().err

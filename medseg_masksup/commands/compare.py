@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "baseline masksup puts an equal-compute arm last")
     p.add_argument("--report_only", action="store_true",
                    help="write the report of the finished runs of --output_dir; train nothing (no other option needed)")
+    p.add_argument("--report_arms", nargs="+", default=None, metavar="ARM",
+                   help="with --report_only: report only these arms of the study (built-in or defined), e.g. "
+                        "baseline and masksup while a third arm is unfinished (the tables compare only the seeds "
+                        "and folds that every reported arm finished); default: all")
+    p.add_argument("--report_dir", default=None,
+                   help="where the report goes (default: <output_dir>/report)")
     return p
 
 
@@ -83,13 +89,23 @@ def _compare(args: argparse.Namespace) -> int:
     from medseg_masksup.study.runner import PLAN_FILE, load_results, missing_evaluations, run_study
 
     out = Path(args.output_dir)
+    report_dir = Path(args.report_dir) if args.report_dir else out / "report"
+    if args.report_arms and not args.report_only:
+        raise UserError("--report_arms works with --report_only (a study's own report covers all its arms)")
     if args.report_only:
         if not (out / PLAN_FILE).is_file():
             raise UserError(f"{out} holds no study ({PLAN_FILE} not found); nothing to report")
-        name = args.name or StudyPlan.load(out / PLAN_FILE).name
-        paths = write_study_report(load_results(out), out / "report", title=name)
+        saved = StudyPlan.load(out / PLAN_FILE)
+        results = load_results(out)
+        if args.report_arms:
+            unknown = [arm for arm in args.report_arms if arm not in saved.arms]
+            if unknown:
+                raise UserError(f"--report_arms {' '.join(unknown)}: not an arm of {out / PLAN_FILE} "
+                                f"(its arms: {', '.join(saved.arms)})")
+            results = [r for r in results if r["arm"] in args.report_arms]
+        paths = write_study_report(results, report_dir, title=args.name or saved.name)
         print(paths["summary_md"].read_text())
-        print(f"report: {out / 'report'}")
+        print(f"report: {report_dir}")
         return 0
     missing = [option for option, value in (("--datalist", args.datalist), ("--epochs", args.epochs)) if value is None]
     if missing:
@@ -110,10 +126,10 @@ def _compare(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
     def interim_report(results: list[dict]) -> None:  # tables as the runs finish; figures at the end
-        write_study_report(results, out / "report", title=plan.name, figures=False)
+        write_study_report(results, report_dir, title=plan.name, figures=False)
 
     results = run_study(plan, out, jobs=args.jobs, workers=args.workers, first=args.first, on_result=interim_report)
-    paths = write_study_report(results, out / "report", title=plan.name)
+    paths = write_study_report(results, report_dir, title=plan.name)
     print(paths["summary_md"].read_text())
-    print(f"report: {out / 'report'}")
+    print(f"report: {report_dir}")
     return 1 if any(missing_evaluations(plan, out, s) for s in plan.runs()) else 0
