@@ -152,13 +152,17 @@ def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_bundle_saves_the_average_and_resume_continues_exactly(tmp_path):
-    _bundle(tmp_path / "whole", "--epochs", "2", *EXACT)
+@pytest.mark.parametrize("workers", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_bundle_saves_the_average_and_resume_continues_exactly(tmp_path, workers):
+    """With loader processes too (``workers`` 1, as on a GPU; opt-in: ``-m slow``): they are reseeded each
+    epoch from the torch RNG that last.pt restores."""
+    exact = [*EXACT, "--num_workers", str(workers)]
+    _bundle(tmp_path / "whole", "--epochs", "2", *exact)
     (whole,) = (tmp_path / "whole").glob("synthetic-glands/masksup/*")
-    _bundle(tmp_path / "split", "--epochs", "1", *EXACT)
+    _bundle(tmp_path / "split", "--epochs", "1", *exact)
     (split,) = (tmp_path / "split").glob("synthetic-glands/masksup/*")
     after_one = torch.load(split / "last.pt", weights_only=True)
-    _bundle(tmp_path / "split", "--epochs", "2", *EXACT, "--resume", str(split))
+    _bundle(tmp_path / "split", "--epochs", "2", *exact, "--resume", str(split))
 
     last, resumed = (torch.load(d / "last.pt", weights_only=True) for d in (whole, split))
     assert last["training_record"]["ema_decay"] == 0.9 and last["ema"] == {"n_averaged": 4}  # 2 epochs x 2 steps
