@@ -195,3 +195,14 @@ def test_report_shows_each_seed_and_the_mean_over_the_seeds_that_finished_every_
     assert "| masksup − baseline | final | +0.0100 | +0.0200 | +0.0300 | +0.0150 ± 0.0071 |" in text
     assert paths["seeds_csv"].is_file()
     assert seed_table([r for r in results if r["seed"] == 0]) == []  # one seed: no such table
+
+
+def test_bar_chart_shows_every_confidence_interval_whole():
+    """The upper limit used to be the largest mean + 0.05, which cut off wide CIs (PH2's IoU)."""
+    from medseg_masksup.study.report import _y_range
+
+    rows = [{"iou_mean": 0.79, "iou_ci_low": 0.71, "iou_ci_high": 0.85},
+            {"iou_mean": 0.81, "iou_ci_low": 0.74, "iou_ci_high": 0.87}]
+    low, high = _y_range(rows, "iou")
+    assert low <= 0.71 and high >= 0.87 and high <= 1.0
+    assert _y_range([{"iou_mean": 0.99, "iou_ci_low": math.nan, "iou_ci_high": math.nan}], "iou") == (0.94, 1.0)

@@ -310,13 +310,20 @@ def bar_chart(summary: Sequence[dict], path: Path, title: str = "") -> Path:
         ax.bar(range(len(rows)), means, yerr=np.nan_to_num(errors), capsize=4,
                color=[ARM_COLOURS.get(r["arm"], "#9467bd") for r in rows])
         ax.set_xticks(range(len(rows)), [r["arm"] for r in rows], rotation=20)
-        low = min((r[f"{metric}_ci_low"] for r in rows if not math.isnan(r[f"{metric}_ci_low"])), default=min(means))
-        ax.set_ylim(max(0.0, low - 0.05), min(1.0, max(means) + 0.05))
+        ax.set_ylim(*_y_range(rows, metric))
         ax.set_ylabel(f"{metric.upper() if metric == 'iou' else 'Dice'} (held-out, native resolution)")
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(title or "mean with bootstrap 95 % CI over cases")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _y_range(rows: Sequence[dict], metric: str) -> tuple[float, float]:
+    """Axis limits of a bar chart that show every mean and its whole CI, with a margin, within [0, 1]."""
+    means = [r[f"{metric}_mean"] for r in rows]
+    lows = [r[f"{metric}_ci_low"] for r in rows if not math.isnan(r[f"{metric}_ci_low"])]
+    highs = [r[f"{metric}_ci_high"] for r in rows if not math.isnan(r[f"{metric}_ci_high"])]
+    return max(0.0, min(lows, default=min(means)) - 0.05), min(1.0, max(highs, default=max(means)) + 0.02)
 
 
 def robustness_chart(curves: dict, path: Path, title: str = "") -> Path:
