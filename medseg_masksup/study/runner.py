@@ -263,8 +263,9 @@ def load_results(study_dir: Path) -> list[dict]:
     return [_absolute(json.loads(p.read_text()), study_dir) for p in sorted((Path(study_dir) / "runs").glob(f"*/{RESULT_FILE}"))]
 
 
-def prepare_study(plan: StudyPlan, study_dir: Path) -> StudyPlan:
-    """Create the study folder (or check that it holds the same study) and its MLflow store."""
+def prepare_study(plan: StudyPlan, study_dir: Path, first: Sequence[str] = ()) -> StudyPlan:
+    """Create the study folder (or check that it holds the same study) and its MLflow store. ``first`` (arms to
+    train first) must name arms of the merged study; everything is checked before the plan is written."""
     study_dir.mkdir(parents=True, exist_ok=True)
     path = study_dir / PLAN_FILE
     if path.is_file():
@@ -276,6 +277,9 @@ def prepare_study(plan: StudyPlan, study_dir: Path) -> StudyPlan:
         plan.folds = list(dict.fromkeys(saved.folds + plan.folds))
         # once asked, every run of the study gets them (the report compares all runs)
         plan.tta, plan.keep_largest = plan.tta or saved.tta, plan.keep_largest or saved.keep_largest
+    unknown = [name for name in first if name not in plan.arms]
+    if unknown:
+        raise UserError(f"--first {' '.join(unknown)}: not an arm of this study (its arms: {', '.join(plan.arms)})")
     plan.save(path)
     from ..training.store import ensure_store, store_lock
 
@@ -315,12 +319,7 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print, 
 def _run_unfinished(plan: StudyPlan, study_dir: Path, jobs: int, log, workers: int | None,
                     first: Sequence[str], on_result: Callable[[list[dict]], object] | None) -> list[dict]:
     """:func:`run_study` under the study's lock."""
-    saved = study_dir / PLAN_FILE
-    arms = list(dict.fromkeys([*(StudyPlan.load(saved).arms if saved.is_file() else []), *plan.arms]))
-    unknown = [name for name in first if name not in arms]
-    if unknown:  # refused before the plan is touched
-        raise UserError(f"--first {' '.join(unknown)}: not an arm of this study (its arms: {', '.join(arms)})")
-    plan = prepare_study(plan, study_dir)
+    plan = prepare_study(plan, study_dir, first)
     specs = list(plan.runs())
     pending = sorted((s for s in specs if missing_evaluations(plan, study_dir, s)), key=lambda s: s.arm.name not in first)
     to_train = [s for s in pending if not is_done(study_dir, s)]
