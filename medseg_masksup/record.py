@@ -43,6 +43,10 @@ class TrainingRecord:
     beta: float = 1.0
     gamma: float = 1.0
     seg_loss: str = "bce"
+    #: ``symmetric`` (paper) or ``to_clean`` (stop-gradient on the clean prediction)
+    consistency: str = "symmetric"
+    #: share of each batch that goes through the masked branch (1.0: all, as in the paper)
+    masked_share: float = 1.0
     mask_kind: str = "freeform"
     mask_ratio: list[float] = field(default_factory=lambda: [0.4, 0.6])
     mask_warmup_epochs: int = 0

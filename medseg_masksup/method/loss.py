@@ -10,6 +10,9 @@ from monai.losses import DiceCELoss
 from torch import nn
 
 SEG_LOSSES = ("bce", "dicece")
+#: ``symmetric``: the paper's MSE pulls both branches toward each other; ``to_clean``: the clean
+#: prediction is a fixed target (stop-gradient), so only the masked branch is pulled toward it
+CONSISTENCY_TARGETS = ("symmetric", "to_clean")
 
 
 class MaskSupLossParts(NamedTuple):
@@ -35,7 +38,10 @@ class MaskSupLoss(nn.Module):
 
     ``beta = gamma = 0`` is plain supervised training, and then ``masked_logits`` may be ``None``
     (the trainer skips the masked forward); ``gamma = 0`` is the context branch without consistency.
-    Paper defaults: BCE on logits, ``alpha = beta = gamma = 1``.
+    Paper defaults: BCE on logits, ``alpha = beta = gamma = 1``, ``consistency="symmetric"``.
+
+    ``masked_logits`` may cover only the first ``k`` images of the batch (a masked share below 1, see
+    :class:`~medseg_masksup.method.wrapper.MaskSup`): the masked and consistency terms then use those.
     """
 
     def __init__(
@@ -44,12 +50,16 @@ class MaskSupLoss(nn.Module):
         beta: float = 1.0,
         gamma: float = 1.0,
         seg_loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "bce",
+        consistency: str = "symmetric",
     ) -> None:
         super().__init__()
         for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
+        if consistency not in CONSISTENCY_TARGETS:
+            raise ValueError(f"unknown consistency {consistency!r}; choose one of {', '.join(CONSISTENCY_TARGETS)}")
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
+        self.consistency = consistency
         self.seg_loss = make_seg_loss(seg_loss) if isinstance(seg_loss, str) else seg_loss
 
     @property
@@ -67,9 +77,11 @@ class MaskSupLoss(nn.Module):
             if self.needs_masked_branch:
                 raise ValueError("beta or gamma > 0 but no masked-branch logits were given")
             return MaskSupLossParts(self.alpha * seg, seg, zero, zero)
-        masked = self.seg_loss(masked_logits, target) if self.beta > 0 else zero
+        k = masked_logits.shape[0]
+        masked = self.seg_loss(masked_logits, target[:k]) if self.beta > 0 else zero
+        clean = logits[:k].detach() if self.consistency == "to_clean" else logits[:k]
         consistency = (
-            nn.functional.mse_loss(torch.sigmoid(logits), torch.sigmoid(masked_logits)) if self.gamma > 0 else zero
+            nn.functional.mse_loss(torch.sigmoid(clean), torch.sigmoid(masked_logits)) if self.gamma > 0 else zero
         )
         total = self.alpha * seg + self.beta * masked + self.gamma * consistency
         return MaskSupLossParts(total, seg, masked, consistency)

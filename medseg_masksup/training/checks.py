@@ -9,7 +9,7 @@ from pathlib import Path
 from .bundle import METHODS
 from ..data.datalist import BIT_DEPTHS, load_split
 from ..errors import DatalistError, SettingsError  # noqa: F401 - SettingsError: the error of this module's checks
-from ..method.loss import SEG_LOSSES
+from ..method.loss import CONSISTENCY_TARGETS, SEG_LOSSES
 from ..method.masking import MASK_KINDS
 from ..networks import NETWORKS, SIZES, required_divisor
 from ..data.preprocessing import SPATIAL_MODES
@@ -31,7 +31,8 @@ def check_settings(method: str, network: str, network_size: str, img_size, mask_
                    datalist: str = "", dataset_dir: str = "", val_fold: int = 0, spatial_mode: str = "resize",
                    scale: float = 1.0, augmentation: str = "light", lr_schedule: str = "constant",
                    warmup_epochs: int = 0, bit_depth: int | str = "auto", mask_warmup_epochs: int = 0,
-                   ema_decay: float = 0.0, samples_per_epoch: int = 0) -> list[str]:
+                   ema_decay: float = 0.0, samples_per_epoch: int = 0, consistency: str = "symmetric",
+                   masked_share: float = 1.0) -> list[str]:
     """Every problem with the settings, as one-line messages (empty when all is well)."""
     problems = []
 
@@ -44,6 +45,9 @@ def check_settings(method: str, network: str, network_size: str, img_size, mask_
     choice("network_size", network_size, SIZES)
     choice("mask_kind", mask_kind, MASK_KINDS)
     choice("seg_loss", seg_loss, SEG_LOSSES)
+    choice("consistency", consistency, CONSISTENCY_TARGETS)
+    if isinstance(masked_share, bool) or not isinstance(masked_share, (int, float)) or not 0 < masked_share <= 1:
+        problems.append(f"--masked_share must be a number in (0, 1] (1: the whole batch is masked), got {masked_share!r}")
     choice("spatial_mode", spatial_mode, SPATIAL_MODES)
     choice("augmentation", augmentation, AUGMENTATIONS)
     choice("lr_schedule", lr_schedule, LR_SCHEDULES)
