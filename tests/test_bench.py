@@ -185,3 +185,14 @@ def test_tiny_bench_with_torch_compile(tiny_data, tmp_path):
     assert bench_cmd.main(argv) == 0
     results = json.loads((tmp_path / "b.json").read_text())
     assert results["settings"]["compile"] is True
+
+
+def test_cpu_timer_counts_work_not_waiting():
+    import time
+
+    cpu, wall = measure.Clock(torch.device("cpu"), "cpu"), measure.Clock(torch.device("cpu"), "wall")
+    assert cpu.name.startswith("time.process_time") and wall.name == "time.perf_counter"
+    assert cpu.time(lambda: time.sleep(0.2)) < 0.1  # sleeping costs no CPU time
+    assert wall.time(lambda: time.sleep(0.2)) >= 0.2
+    with pytest.raises(ValueError, match="unknown timer 'gpu'; choose one of wall, cpu"):
+        measure.Clock(torch.device("cpu"), "gpu")

@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..tools.bench.measure import TIMERS
 from ..tools.bench.report import markdown_report
 from ..tools.bench.runner import run_benchmark
 from ..tools.bench.settings import VARIANTS, BenchSettings
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feed the network plain tensors instead of MONAI MetaTensors (what the trainer would gain)")
     p.add_argument("--keep_memory", action="store_true",
                    help="glibc: keep freed memory in the process (mallopt) instead of page-faulting it back every step")
+    p.add_argument("--timer", choices=TIMERS, default="wall",
+                   help="CPU timer: wall (perf_counter) or cpu (this process's CPU time: what a step costs on a core of "
+                        "its own; steadier on a shared, loaded machine, use with --threads 1). CUDA always uses events")
     p.add_argument("--variants", type=_variants, default=tuple(VARIANTS),
                    help=f"comma-separated subset of {','.join(VARIANTS)} (default all)")
     p.add_argument("--infer_batch", type=int, default=1, help="batch for the inference latency (default 1)")
@@ -110,6 +114,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         cudnn_benchmark=args.cudnn_benchmark,
         plain_tensors=args.plain_tensors,
         keep_memory=args.keep_memory,
+        timer=args.timer,
         variants=args.variants,
         infer_batch=args.infer_batch,
         infer_steps=args.infer_steps,

@@ -44,13 +44,25 @@ def keep_freed_memory() -> bool:
 # timers and memory
 
 
-class Clock:
-    """Seconds taken by ``fn()``: CUDA events around it (after a synchronisation) on GPU, perf_counter on CPU."""
+TIMERS = ("wall", "cpu")
 
-    def __init__(self, device: torch.device) -> None:
+
+class Clock:
+    """Seconds taken by ``fn()``: CUDA events around it (after a synchronisation) on GPU; on CPU
+    ``perf_counter`` (``timer="wall"``) or this process's CPU time, user + system (``timer="cpu"``).
+
+    CPU time is what a step costs on a core of its own: other processes sharing the machine lengthen the
+    wall time but not it (memory-bandwidth and cache contention still show). With ``--threads 1`` it is the
+    steadier measure on a loaded shared machine; with more threads it adds the threads' times up.
+    """
+
+    def __init__(self, device: torch.device, timer: str = "wall") -> None:
+        if timer not in TIMERS:
+            raise ValueError(f"unknown timer {timer!r}; choose one of {', '.join(TIMERS)}")
         self.device = device
         self.cuda = device.type == "cuda"
-        self.name = "CUDA events" if self.cuda else "time.perf_counter"
+        self._now = time.process_time if timer == "cpu" and not self.cuda else time.perf_counter
+        self.name = "CUDA events" if self.cuda else ("time.process_time (CPU time)" if timer == "cpu" else "time.perf_counter")
 
     def sync(self) -> None:
         if self.cuda:
@@ -65,9 +77,9 @@ class Clock:
             end.record()
             end.synchronize()
             return start.elapsed_time(end) / 1000.0
-        t0 = time.perf_counter()
+        t0 = self._now()
         fn()
-        return time.perf_counter() - t0
+        return self._now() - t0
 
 
 def _proc_status_kb(key: str) -> int | None:

@@ -60,7 +60,7 @@ def _run(settings: BenchSettings, log: Callable[[str], None]) -> dict[str, Any]:
     from monai.data import DataLoader
 
     device = choose_device(settings.device)
-    clock, memory = Clock(device), PeakMemory(device)
+    clock, memory = Clock(device, settings.timer), PeakMemory(device)
     amp_kwargs, amp_label = amp_settings(device) if settings.amp else ({}, "off")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = bool(settings.cudnn_benchmark)

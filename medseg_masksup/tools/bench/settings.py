@@ -46,6 +46,7 @@ class BenchSettings:
     cudnn_benchmark: bool = False
     plain_tensors: bool = False
     keep_memory: bool = False
+    timer: str = "wall"  # CPU: "wall" (perf_counter) or "cpu" (process CPU time, steadier on a shared machine)
     variants: tuple[str, ...] = tuple(VARIANTS)
     infer_batch: int = 1
     infer_steps: int = 50
