@@ -11,6 +11,7 @@ from mlflow.exceptions import MlflowException
 from monai.handlers import MLFlowHandler
 
 from .store import ensure_store, store_lock
+from .tracking_probe import require_reachable  # noqa: F401 - the bundle probes the server through this module
 
 
 def sqlite_uri(path: str) -> str:
