@@ -123,3 +123,18 @@ def test_training_against_a_silent_server_gives_up_after_the_probe_timeout(tmp_p
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"does not answer (no answer within {PROBE_TIMEOUT_S:g} s)" in errors[0], proc.stderr[-3000:]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "robustness"])
+def test_evaluate_and_robustness_refuse_a_dead_server_before_any_work(tmp_path, command):
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    out = tmp_path / "scores"
+    proc = subprocess.run([sys.executable, "-m", "medseg_masksup.cli", command, "--ckpt", str(tmp_path / "model.pt"),
+                           "--datalist", str(tmp_path / "datalist.json"), "--output_dir", str(out), "--tracking_uri", uri],
+                          cwd=REPO, capture_output=True, text=True, env=ENV, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"medseg-masksup {command}: error: --tracking_uri {uri}: the MLflow tracking server does not answer (connection "
+        "refused: nothing listens there); start the server (mlflow server --port …), or leave out --tracking_uri to log "
+        "into the local SQLite store"], proc.stderr[-3000:]
+    assert not out.exists()

@@ -31,6 +31,7 @@ import torch
 from ..errors import NothingProcessedError, UserError
 from ..record import TrainingRecord
 from ..data.datalist import load_items
+from ..training.tracking_probe import require_reachable
 from .options import InferenceOptions
 from .worst_cases import WorstCases
 
@@ -256,6 +257,7 @@ def evaluate_checkpoint(
     from ..io import read_case
     from ..io.atomic import write_csv, write_json
 
+    require_reachable(tracking_uri)  # an http(s) server that does not answer: one line now, not after the work
     options, device, networks, record, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
     items, chosen = load_items(datalist, split, record.val_fold)
     predictor = Predictor(networks, record, options, device)

@@ -25,6 +25,7 @@ import torch
 
 from ..errors import UserError
 from ..method.masking import MASK_KINDS, MaskGenerator
+from ..training.tracking_probe import require_reachable
 from .options import InferenceOptions
 
 DEFAULT_RATIOS = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75)
@@ -213,6 +214,7 @@ def run_robustness(
     from ..checkpoint import training_run_id
     from ..data.preprocessing import training_preprocessing
 
+    require_reachable(tracking_uri)  # an http(s) server that does not answer: one line now, not after the work
     options, device, networks, record, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
     network = networks[0]
     if kinds is None or kinds == "":
