@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,32 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return path
 
 
+#: how the two formats ``torch.save`` writes begin: a zip archive (since PyTorch 1.6) or a pickle (protocol 2+)
+_ZIP_MAGIC, _PICKLE_PROTO = b"PK\x03\x04", 0x80
+
+
+def _format_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a ``torch.save`` file at all (neither a zip archive nor a pickle), else ``None``."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(_ZIP_MAGIC) or head[:1] == bytes([_PICKLE_PROTO]):
+        return None
+    return (f"not a checkpoint at all: neither a zip archive (what torch.save writes) nor a pickle file; "
+            f"it begins with the bytes {head.hex(' ')}")
+
+
 def _unreadable_reason(err: BaseException) -> str:
-    reason = _ANSI.sub("", str(err).splitlines()[0] if str(err) else type(err).__name__).strip()
+    text = _ANSI.sub("", str(err))
+    reason = text.splitlines()[0].strip() if text.strip() else type(err).__name__
     if reason.startswith("Weights only load failed"):
-        return ("it holds pickled Python objects, not only weights (e.g. a whole model object); "
-                "refused because loading it could run code")
+        if "Unsupported global" in text:
+            return ("it holds pickled Python objects, not only weights (e.g. a whole model object); "
+                    "refused because loading it could run code")
+        detail = next((line.strip() for line in text.splitlines()[1:] if line.strip() and "WeightsUnpickler" not in line
+                       and not line.startswith(("Please", "Check", "\t", "(1)", "(2)"))), "")
+        return "its pickled data is not a saved set of weights" + (f" ({detail})" if detail else "")
+    if "inline_container" in reason:  # torch's zip reader: a zip archive, but not one torch.save wrote
+        return "a zip archive, but not one torch.save wrote: " + reason.split("] . ", 1)[-1].strip(" .")
     if len(reason) > 160 and ". " in reason:  # torch appends paragraphs of advice
         return reason.split(". ", 1)[0] + "."
     return reason
@@ -77,8 +99,13 @@ def load_checkpoint(path: str | os.PathLike, required: Sequence[str] = ("model",
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (the file is empty, 0 bytes)")
+    problem = _format_problem(path)
+    if problem:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({problem})")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the refusal below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure to unpickle means the file cannot be used
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_unreadable_reason(err)})") from None
     if not isinstance(state, dict):
