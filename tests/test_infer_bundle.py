@@ -39,7 +39,8 @@ def test_bundle_defaults_are_the_library_defaults():
         assert config[key] == defaults[key], key
         # every option reaches the run: through the one InferenceOptions object or the writer
         assert config["options"].get(key) == f"@{key}" or config["evaluator"].get(key) == f"@{key}", key
-    assert config["run"] == "$@evaluator.run()" and config["options"]["_target_"].endswith("InferenceOptions")
+    assert config["run"] == ["$medseg_masksup.inference.folder.check_run(@input, @output_dir, @ckpt)", "$@evaluator.run()"]
+    assert config["options"]["_target_"].endswith("InferenceOptions")
 
 
 def test_bundle_with_nothing_readable_fails_naming_the_file(tmp_path):
