@@ -3,11 +3,13 @@
 A wheel installs ``bundles/masksup`` as ``medseg_masksup/bundles/masksup`` (package data, read
 through :mod:`importlib.resources`); a source checkout (editable install) uses the repository's
 ``bundles/masksup`` directly, so both ``medseg-masksup train`` and
-``python -m monai.bundle run --config_file bundles/masksup/train.json`` read the same files.
+``python -m monai.bundle run --config_file bundles/masksup/train.json`` read the same files. The dataset
+presets are ``presets/<name>.json`` there (:func:`preset_file`).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.resources
 from pathlib import Path
 
@@ -35,3 +37,18 @@ def bundle_file(name: str) -> Path:
     if not path.is_file():
         raise UserError(f"bundle file not found: {path}")
     return path
+
+
+def preset_names() -> list[str]:
+    """The dataset presets the bundle holds (``glas``, ``kvasir``, ``ph2`` …), sorted."""
+    return sorted(p.stem for p in (bundle_dir() / "presets").glob("*.json"))
+
+
+def preset_file(name: str) -> Path:
+    """The file of the preset ``name``; an unknown name is a :class:`UserError` naming the closest ones."""
+    names = preset_names()
+    if name not in names:
+        near = difflib.get_close_matches(str(name), names, n=2, cutoff=0.6)
+        guess = f"did you mean {' or '.join(near)}? " if near else ""
+        raise UserError(f"unknown preset {name!r}; {guess}the presets are {', '.join(names)}")
+    return bundle_dir() / "presets" / f"{name}.json"

@@ -1,10 +1,17 @@
 import json
+from dataclasses import fields
 
 import numpy as np
 import pytest
+from monai.bundle import ConfigParser
 from PIL import Image
 
-from medseg_masksup.training.checks import check_settings
+from conftest import REPO, TRAIN_CONFIG
+from medseg_masksup.record import TrainingRecord
+from medseg_masksup.training import settings_doc
+from medseg_masksup.training.bundle_settings import running_config
+from medseg_masksup.training.checks import check_settings, config_problems
+from medseg_masksup.training.settings import BY_NAME, RECORDED, SETTINGS, literal_defaults
 
 GOOD = dict(method="masksup", network="unet", network_size="small", img_size=[128, 128], mask_kind="freeform",
             mask_ratio=[0.4, 0.6], alpha=1.0, beta=1.0, gamma=1.0, seg_loss="bce", epochs=30, batch_size=4, lr=1e-4)
@@ -61,3 +68,113 @@ def test_dataset_dir_without_datalist(tmp_path):
     assert check_settings(**{**GOOD, "dataset_dir": str(tmp_path)}) == [
         f"--dataset_dir {tmp_path} holds no datalist.json; prepare it with `medseg-masksup prepare`"
     ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# one declaration per setting: train.json, the TrainingRecord, the README table and the help follow it
+
+#: TrainingRecord fields that training finds or fixes itself, not settings
+NOT_SETTINGS = {"spatial_dims", "in_channels", "out_channels", "intensity_range", "normalised_range", "prob_threshold",
+                "dataset", "dataset_fingerprint", "n_train", "n_val", "n_parameters", "mlflow_experiment",
+                "mlflow_run_id", "versions", "format"}
+
+
+def test_train_json_holds_every_declared_setting_with_its_declared_default():
+    config = json.loads(TRAIN_CONFIG.read_text())
+    assert {s.name: config.get(s.name, "<missing>") for s in SETTINGS} == {s.name: s.default for s in SETTINGS}
+
+
+def test_the_record_keeps_exactly_the_recorded_settings():
+    assert {f.name for f in fields(TrainingRecord)} == set(RECORDED) | NOT_SETTINGS
+    assert not set(RECORDED) & NOT_SETTINGS
+
+
+def test_the_declared_defaults_pass_their_own_checks():
+    assert check_settings() == []
+    assert all(BY_NAME[name].problem(value, literal_defaults()) is None for name, value in literal_defaults().items())
+
+
+def test_the_readme_table_is_generated_from_the_declarations():
+    readme = REPO / "bundles" / "masksup" / "README.md"
+    assert settings_doc.main([str(readme), "--check"]) == 0, (
+        "bundles/masksup/README.md's settings table is out of date: python -m medseg_masksup.training.settings_doc "
+        "bundles/masksup/README.md")
+    for setting in SETTINGS:
+        assert f"| `{setting.name}` |" in readme.read_text()
+
+
+def test_the_table_command_rewrites_only_the_table_and_check_changes_nothing(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    stale = f"# x\n\n{settings_doc.TABLE_START}\n| old |\n{settings_doc.TABLE_END}\n\nafter\n"
+    readme.write_text(stale)
+    assert settings_doc.main([str(readme), "--check"]) == 1
+    assert "settings table is out of date" in capsys.readouterr().err and readme.read_text() == stale
+    assert settings_doc.main([str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# x\n\n") and text.endswith(f"{settings_doc.TABLE_END}\n\nafter\n") and "| old |" not in text
+    assert settings_doc.options_table() in text
+    (tmp_path / "plain.md").write_text("no markers\n")
+    assert settings_doc.main([str(tmp_path / "plain.md")]) == 2
+    assert "markers are missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"epoch": 1}, "unknown setting --epoch; did you mean --epochs?"),
+        ({"netwrok": "unet"}, "unknown setting --netwrok; did you mean --network or --network_size?"),
+        ({"colour": 1}, "unknown setting --colour; see `medseg-masksup train --help` for the settings"),
+        ({"concat_branches": "maybe"}, "--concat_branches must be true or false, got 'maybe'"),
+        ({"weight_decay": -1}, "--weight_decay must be a number >= 0, got -1"),
+        ({"run_tags": "x"}, "--run_tags must be a JSON object like {}, got 'x'"),
+        ({"alpha": True}, "--alpha must be a number >= 0, got True"),
+        ({"cache_rate": 1.5}, "--cache_rate must be a number in [0, 1], got 1.5"),
+    ],
+)
+def test_unknown_names_and_declared_ranges_are_one_line_each(change, message):
+    assert check_settings(**{**GOOD, **change}) == [message]
+
+
+def test_a_bundle_config_refuses_keys_that_are_no_setting_nor_bundle_id():
+    values = {**literal_defaults(), "epochs": 3}
+    keys = ["_meta_", "imports", "epochs", "epoch", "train", "preset"]
+    assert config_problems(values, keys, {"imports", "train"}, hint={"preset": "use a config file"}) == [
+        "unknown setting --epoch; did you mean --epochs?", "unknown setting --preset; use a config file"]
+
+
+@pytest.mark.parametrize("given, expected", [("false", False), ("True", True), (False, False), ("true", True)])
+def test_bool_settings_given_as_words_reach_the_pipeline_as_bools(tmp_path, given, expected):
+    parser = ConfigParser()
+    parser.read_config(str(TRAIN_CONFIG))
+    parser.update({"output_dir": str(tmp_path), "synthetic_cases": 6, "synthetic_size": 32, "img_size": [32, 32],
+                   "concat_branches": given, "stain_jitter": given})
+    assert parser.get_parsed_content("settings")["concat_branches"] is expected
+    assert parser.get_parsed_content("masksup_network").concat is expected
+    record = parser.get_parsed_content("training_record")
+    assert record.concat_branches is expected and record.stain_jitter is expected
+
+
+def test_the_record_is_made_from_the_settings(tmp_path):
+    parser = ConfigParser()
+    parser.read_config(str(TRAIN_CONFIG))
+    parser.update({"output_dir": str(tmp_path), "synthetic_cases": 6, "synthetic_size": 32, "img_size": [32, 32],
+                   "method": "context", "gamma": 0.5, "epochs": 7, "masked_share": 0.5})
+    record = parser.get_parsed_content("training_record")
+    assert (record.method, record.alpha, record.beta, record.gamma) == ("context", 1.0, 1.0, 0.0)  # context: γ = 0
+    assert (record.epochs, record.masked_share, record.img_size, record.bit_depth) == (7, 0.5, [32, 32], 8)
+    assert record.n_train + record.n_val == 6 and record.dataset == "synthetic-glands"
+
+
+def test_running_config_is_only_for_bundle_expressions():
+    with pytest.raises(RuntimeError, match="no ConfigParser is evaluating this call"):
+        running_config()
+
+
+def test_train_help_lists_every_setting_and_the_presets(capsys):
+    from medseg_masksup.cli import main
+
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    for setting in SETTINGS:
+        assert f"  --{setting.name}  (default " in out, setting.name
+    assert "--preset NAME" in out and "cvc, glas, isic2018, kvasir, ph2" in out

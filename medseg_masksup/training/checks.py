@@ -1,88 +1,23 @@
-"""Checking the training settings before any work starts: one line per problem, saying what to change."""
+"""Checking the training settings before any work starts: one line per problem, saying what to change.
+
+What each setting allows is declared in :mod:`.settings`; here the declared checks meet the checks that read
+files (the datalist and its images) and the refusal of names that are no setting.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-from .bundle import METHODS
-from ..data.datalist import BIT_DEPTHS, load_split
+from ..data.datalist import load_split
 from ..errors import DatalistError, SettingsError  # noqa: F401 - SettingsError: the error of this module's checks
-from ..method.loss import CONSISTENCY_TARGETS, SEG_LOSSES
-from ..method.masking import MASK_KINDS
-from ..networks import NETWORKS, SIZES, required_divisor
-from ..data.preprocessing import SPATIAL_MODES
-from .augmentation import AUGMENTATIONS
-from .schedule import LR_SCHEDULES
+from .settings import BY_NAME, literal_defaults, unknown_setting, value_problems
 
 
-def _ratio_problem(ratio) -> str | None:
-    values = [ratio] if isinstance(ratio, (int, float)) else list(ratio) if isinstance(ratio, Sequence) else None
-    if not values or len(values) > 2 or not all(isinstance(v, (int, float)) for v in values):
-        return f"--mask_ratio must be a number or [min, max] in [0, 1), got {ratio!r}"
-    if not (0 <= values[0] <= values[-1] < 1):
-        return f"--mask_ratio must lie in [0, 1) with min <= max, got {ratio!r}"
-    return None
-
-
-def check_settings(method: str, network: str, network_size: str, img_size, mask_kind: str, mask_ratio,
-                   alpha: float, beta: float, gamma: float, seg_loss: str, epochs: int, batch_size: int, lr: float,
-                   datalist: str = "", dataset_dir: str = "", val_fold: int = 0, spatial_mode: str = "resize",
-                   scale: float = 1.0, augmentation: str = "light", lr_schedule: str = "constant",
-                   warmup_epochs: int = 0, bit_depth: int | str = "auto", mask_warmup_epochs: int = 0,
-                   ema_decay: float = 0.0, samples_per_epoch: int = 0, consistency: str = "symmetric",
-                   masked_share: float = 1.0) -> list[str]:
-    """Every problem with the settings, as one-line messages (empty when all is well)."""
+def _data_problems(datalist: Any, dataset_dir: Any, val_fold: Any) -> list[str]:
     problems = []
-
-    def choice(flag: str, value, options) -> None:
-        if value not in options:
-            problems.append(f"--{flag} {value!r} is not known; choose one of {', '.join(options)}")
-
-    choice("method", method, METHODS)
-    choice("network", network, NETWORKS)
-    choice("network_size", network_size, SIZES)
-    choice("mask_kind", mask_kind, MASK_KINDS)
-    choice("seg_loss", seg_loss, SEG_LOSSES)
-    choice("consistency", consistency, CONSISTENCY_TARGETS)
-    if isinstance(masked_share, bool) or not isinstance(masked_share, (int, float)) or not 0 < masked_share <= 1:
-        problems.append(f"--masked_share must be a number in (0, 1] (1: the whole batch is masked), got {masked_share!r}")
-    choice("spatial_mode", spatial_mode, SPATIAL_MODES)
-    choice("augmentation", augmentation, AUGMENTATIONS)
-    choice("lr_schedule", lr_schedule, LR_SCHEDULES)
-    if bit_depth != "auto" and (isinstance(bit_depth, bool) or str(bit_depth) not in {str(b) for b in BIT_DEPTHS}):
-        problems.append(f"--bit_depth must be auto or one of {', '.join(map(str, BIT_DEPTHS))}, got {bit_depth!r}")
-    if not isinstance(scale, (int, float)) or not 0 < scale <= 4:
-        problems.append(f"--scale must be a number in (0, 4] (1.0 = native pixels), got {scale!r}")
-    if not isinstance(warmup_epochs, int) or warmup_epochs < 0 or (isinstance(epochs, int) and warmup_epochs >= max(epochs, 1)):
-        problems.append(f"--warmup_epochs must be an integer >= 0 and below --epochs, got {warmup_epochs!r}")
-    for flag, value, meaning in (("mask_warmup_epochs", mask_warmup_epochs, ""),
-                                 ("samples_per_epoch", samples_per_epoch, " (0: one pass over the training set)")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            problems.append(f"--{flag} must be an integer >= 0{meaning}, got {value!r}")
-    if isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float)) or not 0 <= ema_decay < 1:
-        problems.append(f"--ema_decay must be a number in [0, 1) (0: no EMA of the weights; typical 0.999), got {ema_decay!r}")
-    problem = _ratio_problem(mask_ratio)
-    if problem:
-        problems.append(problem)
-    for flag, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        if not isinstance(value, (int, float)) or value < 0:
-            problems.append(f"--{flag} must be a number >= 0, got {value!r}")
-    for flag, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            problems.append(f"--{flag} must be a positive integer, got {value!r}")
-    if not isinstance(lr, (int, float)) or lr <= 0:
-        problems.append(f"--lr must be a positive number, got {lr!r}")
-    if (not isinstance(img_size, Sequence) or len(img_size) != 2
-            or not all(isinstance(s, int) and s > 0 for s in img_size)):
-        problems.append(f"--img_size must be two positive integers like [128,128], got {img_size!r}")
-    elif network in NETWORKS and network_size in SIZES:
-        divisor = required_divisor(network, network_size)
-        if any(s % divisor for s in img_size):
-            fixed = [max(divisor, round(s / divisor) * divisor) for s in img_size]
-            problems.append(f"--img_size {list(img_size)} does not suit {network} ({network_size}): each side must be a "
-                            f"multiple of {divisor}; try --img_size \"[{fixed[0]},{fixed[1]}]\"")
     if datalist and not Path(datalist).is_file():
         problems.append(f"--datalist {datalist} does not exist")
     elif not datalist and dataset_dir:
@@ -92,7 +27,7 @@ def check_settings(method: str, network: str, network_size: str, img_size, mask_
             problems.append(f"--dataset_dir {dataset_dir} holds no datalist.json; prepare it with `medseg-masksup prepare`")
         else:
             datalist = str(Path(dataset_dir) / "datalist.json")
-    if datalist and Path(datalist).is_file():
+    if datalist and Path(datalist).is_file() and BY_NAME["val_fold"].problem(val_fold) is None:
         try:
             load_split(datalist, val_fold)
         except DatalistError as err:
@@ -100,13 +35,40 @@ def check_settings(method: str, network: str, network_size: str, img_size, mask_
     return problems
 
 
-def validate_or_exit(**settings) -> None:
-    """:func:`check_settings`; on problems print them and exit with status 2 (no stack trace)."""
-    problems = check_settings(**settings)
+def _problems(values: Mapping[str, Any], unknown: list[str]) -> list[str]:
+    data = _data_problems(values.get("datalist"), values.get("dataset_dir"), values.get("val_fold", 0))
+    return unknown + value_problems(values) + data
+
+
+def check_settings(**settings: Any) -> list[str]:
+    """Every problem with the settings, as one-line messages (empty when all is well). Settings not given take
+    their declared defaults; a name that is no setting is a problem too."""
+    unknown = [unknown_setting(name) for name in settings if name not in BY_NAME]
+    return _problems({**literal_defaults(), **settings}, unknown)
+
+
+def config_problems(values: Mapping[str, Any], config_keys: Iterable[str], known_keys: Iterable[str],
+                    hint: Mapping[str, str] | None = None) -> list[str]:
+    """:func:`check_settings` for a bundle config: ``config_keys`` (its top-level keys) that are neither a setting
+    nor in ``known_keys`` (the bundle's own ids, or MONAI's ``_name_`` keys) are refused, with the closest names
+    (``hint``: a sentence to say instead for a name)."""
+    known = set(known_keys)
+    unknown = [unknown_setting(key, known, (hint or {}).get(key, "")) for key in config_keys
+               if key not in BY_NAME and key not in known and not (key.startswith("_") and key.endswith("_"))]
+    return _problems(values, unknown)
+
+
+def exit_on(problems: list[str]) -> None:
+    """Print each problem as ``error: …`` and exit with status 2 (no stack trace); nothing when there are none."""
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def validate_or_exit(**settings: Any) -> None:
+    """:func:`check_settings`; on problems print them and exit with status 2 (no stack trace)."""
+    exit_on(check_settings(**settings))
 
 
 def refuse_under_distributed(samples_per_epoch: int) -> None:
