@@ -13,10 +13,10 @@ threshold → optional largest-component / hole filling (MONAI transforms) → m
 Ways to handle the input size (``mode``); the default ``"auto"`` does what the model was trained for
 (``sliding`` for ``patch``-mode records, at the record's ``scale``; ``resize`` otherwise):
 
-- ``"resize"`` (default): the whole image is resized to the training ``img_size``, exactly as in
+- ``"resize"``: the whole image is resized to the training ``img_size``, exactly as in
   training, and the probability map is resized back (bilinear) before thresholding. Right for
-  models trained on whole images resized to ``img_size`` — the case for every dataset this project
-  trains on — because objects then appear at the scale the model learned.
+  models trained on whole images resized to ``img_size`` (``spatial_mode`` ``resize``, the bundle
+  default), because objects then appear at the scale the model learned.
 - ``"sliding"``: no squashing; ``img_size`` windows slide over the image (25 % overlap, Gaussian
   blending) at native resolution, or resized by ``scale`` for ``patch``-mode models (the way those
   are trained and validated). On whole-image-trained (``resize``) models objects would appear larger
