@@ -47,6 +47,16 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int, str]]:
     }
 
 
+def written_by_a_run(out: Path, *names: str) -> None:
+    """Record ``names`` (under ``out``) in its manifest, as an earlier ``infer`` run does for what it wrote."""
+    from medseg_masksup.io.manifest import ManifestWriter
+
+    manifest = ManifestWriter(out, {"command": "infer"})
+    for name in names:
+        manifest.add(out / name, out / name)
+    manifest.close()
+
+
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
     return random_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", seed=3)
@@ -177,6 +187,7 @@ def test_every_bad_file_is_named_and_the_others_are_segmented(bad_folder, tmp_pa
     (out / "zero_mask.png").write_bytes(b"earlier mask of zero.png, when it was still a picture")
     (out / "scans").mkdir()
     (out / "scans" / "t4_mask.nii.gz").write_bytes(b"earlier result")
+    written_by_a_run(out, "other_mask.png", "zero_mask.png", "scans/t4_mask.nii.gz")
     earlier = snapshot(out)
     inputs = digest(src)
 
@@ -203,7 +214,7 @@ def test_every_bad_file_is_named_and_the_others_are_segmented(bad_folder, tmp_pa
     with Image.open(out / "good_mask.png") as im:
         assert im.size == (W, H)
     now = snapshot(out)  # --overwrite: the earlier results are gone, the folder holds exactly this run's
-    assert set(now) == {"good_mask.png", "good_overlay.png", "scans/good2_mask.png", "scans/good2_overlay.png",
+    assert set(now) == {".medseg-masksup-manifest.jsonl", "good_mask.png", "good_overlay.png", "scans/good2_mask.png", "scans/good2_overlay.png",
                     "series_mask.nii.gz", "series_overlay.png", "summary.csv", "summary.json"}
     assert digest(src) == inputs  # inputs never modified
 
@@ -232,6 +243,7 @@ def test_empty_input_folder_is_one_line_and_writes_nothing(tmp_path, ckpt, capsy
     out = tmp_path / "out"
     out.mkdir()
     (out / "old_mask.png").write_bytes(b"earlier output")
+    written_by_a_run(out, "old_mask.png")
     earlier = snapshot(out)
     code = infer.main(["--input", str(src), "--output_dir", str(out), "--ckpt", str(ckpt), "--no_progress",
                        "--overwrite"])  # even so: earlier results are removed only once there is work to do
@@ -253,7 +265,7 @@ def test_folder_of_non_image_files_only(tmp_path, ckpt, capsys):
         f"skipped: {src / 'readme.txt'}: not a supported image format",
         f"{PREFIX}nothing could be segmented in {src}",
     ]
-    assert sorted(p.name for p in out.iterdir()) == ["summary.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".medseg-masksup-manifest.jsonl", "summary.csv", "summary.json"]
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -313,6 +325,7 @@ def test_unusable_checkpoint_is_one_line_exit_2_and_writes_nothing(tmp_path, ckp
     out = tmp_path / "out"
     out.mkdir()
     (out / "a_mask.png").write_bytes(b"earlier output")
+    written_by_a_run(out, "a_mask.png")
     earlier, inputs, ckpts = snapshot(out), digest(src), digest(tmp_path / "ckpts")
     code = infer.main(["--input", str(src), "--output_dir", str(out), "--ckpt", str(path), "--no_progress",
                        "--overwrite"])  # even so: a bad checkpoint removes no earlier result

@@ -4,9 +4,11 @@ Same as ``python -m monai.bundle run --config_file bundles/masksup/inference.jso
 (both call :func:`medseg_masksup.inference.folder.run_folder` with one :class:`~medseg_masksup.inference.options.InferenceOptions`).
 
 Exit status: 0 when at least one input was segmented (unreadable files are listed on stderr and in
-summary.csv); 1 when nothing could be segmented, or with ``--strict`` when any input failed; 2 when
-the run could not start (bad option, checkpoint, missing input, output folder that is the input folder, holds
-an earlier run's results without ``--overwrite``, or is not writable).
+summary.csv); 1 when nothing could be segmented, when the output folder failed during the run (a full disk,
+a vanished folder: one line naming the path, the summary says what was not written), or with ``--strict``
+when any input failed; 2 when the run could not start (bad option, checkpoint, missing input, output folder
+that is the input folder, is in use by another run, holds an earlier run's results without ``--overwrite`` or
+results this program did not write, or is not writable).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no_overlay", action="store_true", help="do not write overlay PNGs")
     add_inference_arguments(p, ("intensity_window", "batch_size", "device", "progress"))
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the results of an earlier run in --output_dir (refused otherwise)")
+                   help="remove the files an earlier run wrote into --output_dir (as listed in its manifest, and unchanged "
+                        "since) before writing; nothing else there is ever deleted")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any input failed")
     return p
 
@@ -45,10 +48,13 @@ def _infer(args: argparse.Namespace) -> int:
     report = run_folder(input=args.input, output_dir=args.output_dir, ckpt=args.ckpt, options=options_from_args(args),
                         save_prob=args.save_prob, overlay=not args.no_overlay, verbose=False, raise_if_none=False,
                         overwrite=args.overwrite)
-    for row in report.rows:
-        if row["status"] != "ok":
-            print(f"{row['status']}: {row['message']}", file=sys.stderr)
-    print(report.lines()[-1])
+    *failed, totals = report.lines()
+    for line in failed:
+        print(line, file=sys.stderr)
+    print(totals)
+    if report.failure() is not None:
+        print(f"medseg-masksup infer: error: {report.failure()}", file=sys.stderr)
+        return 1
     if report.count("ok") == 0:
         print(f"medseg-masksup infer: error: nothing could be segmented in {args.input}", file=sys.stderr)
         return 1

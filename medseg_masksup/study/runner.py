@@ -4,7 +4,8 @@
 Layout of a study folder::
 
     study.json                    the plan (settings every run shares)
-    study.lock                    held by the compare that is running the study (one at a time)
+    study.lock, study.lock.holder held by the compare that is running the study (one at a time; the holder file
+                                  names it: pid, host, start time)
     mlflow.db                     one MLflow store: one experiment, runs tagged study/arm/method/seed/fold
     runs/<arm>-s<seed>-f<fold>/
         overrides.json            the bundle overrides of this run
@@ -300,20 +301,15 @@ def run_study(plan: StudyPlan, study_dir: str | Path, jobs: int = 1, log=print, 
     time per study folder: a second one is refused while the first holds ``study.lock`` (released when its
     process ends, however it ends), since both would train the same unfinished runs.
     """
-    from filelock import FileLock, Timeout
+    from ..io.folder_lock import hold_lock
 
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(os.fspath(study_dir / LOCK_FILE), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise UserError(f"{study_dir} is in use by another 'compare' (it holds {study_dir / LOCK_FILE}); wait for it "
-                        "to finish or stop it, then run this command again") from None
-    try:
+    lock = study_dir / LOCK_FILE
+    busy = (lambda holder: f"{study_dir} is in use by another 'compare' (it holds {lock}: {holder}); wait for it "
+            "to finish or stop it, then run this command again")
+    with hold_lock(lock, "'compare'", busy, note=lambda line: log(f"note: {line}"), place=f"study {study_dir}"):
         return _run_unfinished(plan, study_dir, jobs, log, workers, first, on_result)
-    finally:
-        lock.release()
 
 
 def _run_unfinished(plan: StudyPlan, study_dir: Path, jobs: int, log, workers: int | None,
