@@ -19,6 +19,10 @@ class TrainingRecord:
     ``scale`` (1.0 = native pixels), trains on random ``img_size`` patches and predicts with a
     sliding window of ``img_size``. Records written before these fields existed read as ``resize``.
 
+    The fields that are training settings are those declared ``recorded`` in
+    :mod:`medseg_masksup.training.settings` (a test keeps the two equal); their defaults here say what a record
+    written before the field existed means, not the training default.
+
     Has ``state_dict``/``load_state_dict`` so MONAI's CheckpointSaver stores it beside the weights
     (plain types only, so ``torch.load(..., weights_only=True)`` reads it back).
     """

@@ -161,7 +161,7 @@ class FolderRun:
         from tqdm.auto import tqdm
 
         from ..io.atomic import watched_writes
-        from ..io.output_folder import RunOutputs, remove_earlier_results
+        from ..io.output_folder import RunOutputs, not_writable, remove_earlier_results
 
         options, out_root = self.predictor.options, self.output_dir
         inputs = {f.resolve() for s in self.cases for f in [s.path, *s.files] if f.is_file()}
@@ -170,8 +170,7 @@ class FolderRun:
             outputs = RunOutputs(out_root, {"command": "infer", "input": str(self.input), "pid": os.getpid(),
                                             "started": time.strftime("%Y-%m-%d %H:%M:%S")})
         except OSError as err:
-            raise OutputError(f"output folder {out_root} is not writable ({err.strerror or type(err).__name__}); "
-                              "choose another --output_dir") from None
+            raise not_writable(out_root, err) from None
         report = InferenceReport(manifest=outputs.manifest.path)
         try:
             with watched_writes(outputs):
@@ -270,7 +269,7 @@ class FolderRun:
             if outputs.vanished():
                 report.vanished = self.output_dir
                 return
-            failed = self.output_dir / next((n for n in SUMMARY_FILES if (self.output_dir / n).resolve() not in outputs.written),
+            failed = self.output_dir / next((n for n in SUMMARY_FILES if outputs.root / n not in outputs.written),
                                             SUMMARY_FILES[-1])
             report.summary_error = str(err) if isinstance(err, OutputError) else f"{failed}: {err.strerror or err}"
 

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from monai.bundle import ConfigParser
+from monai.bundle.utils import DEFAULT_MLFLOW_SETTINGS
 
 from ..bundle_files import bundle_dir, bundle_file
 from ..data.datalist import bit_depth, fingerprint
@@ -54,8 +55,9 @@ def read() -> BundleSettings:
 
 @lru_cache(maxsize=1)
 def bundle_ids() -> frozenset[str]:
-    """The top-level ids the shipped bundle files define (``+imports``, ``train#sampler`` count as theirs)."""
-    ids = set()
+    """The top-level ids the shipped bundle files define (``+imports``, ``train#sampler`` count as theirs), and
+    those MONAI's ``run --tracking mlflow`` adds."""
+    ids = set(DEFAULT_MLFLOW_SETTINGS["configs"])
     for name in BUNDLE_FILES:
         for key in json.loads(bundle_file(name).read_text()):
             ids.add(key.lstrip("+").replace("::", "#").split("#")[0])

@@ -66,11 +66,6 @@ def exit_on(problems: list[str]) -> None:
         raise SystemExit(2)
 
 
-def validate_or_exit(**settings: Any) -> None:
-    """:func:`check_settings`; on problems print them and exit with status 2 (no stack trace)."""
-    exit_on(check_settings(**settings))
-
-
 def refuse_under_distributed(samples_per_epoch: int) -> None:
     """Multi-process training shards one pass per epoch (``DistributedSampler``): ``samples_per_epoch``
     is single-process only; exit with status 2 and one line rather than silently ignoring it."""
