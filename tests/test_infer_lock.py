@@ -30,11 +30,11 @@ from medseg_masksup.commands import infer
 from medseg_masksup.inference.predictor import Predictor
 ready, go = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 segment = Predictor.segment
-def blocked(self, image):
+def blocked(self, *args, **kwargs):
     ready.touch()
     while not go.exists():
         time.sleep(0.05)
-    return segment(self, image)
+    return segment(self, *args, **kwargs)
 Predictor.segment = blocked
 sys.exit(infer.main(sys.argv[3:]))
 """

@@ -84,12 +84,13 @@ def _current_holder(lock: Path) -> str:
         time.sleep(0.05)
 
 
-def _note(message: str) -> None:
+def print_note(message: str) -> None:
+    """``note: <message>`` on stderr, one line."""
     print(f"note: {message}", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
-def hold_lock(lock: Path, what: str, busy: Callable[[str], str], note: Callable[[str], None] = _note,
+def hold_lock(lock: Path, what: str, busy: Callable[[str], str], note: Callable[[str], None] = print_note,
               place: str | None = None) -> Iterator[Holder]:
     """Hold ``lock`` while the body runs, as ``what`` (e.g. ``"infer run"``).
 

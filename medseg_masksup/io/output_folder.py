@@ -18,14 +18,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OutputError
-from .folder_lock import hold_lock
+from .folder_lock import hold_lock, print_note
 from .manifest import MANIFEST_NAME, ManifestError, ManifestWriter, listed_path, read_manifest, still_written
 
 SUMMARY_FILES = ("summary.csv", "summary.json")
@@ -102,6 +101,12 @@ def earlier_results(output_dir: Path, input_path: Path) -> EarlierResults:
     return found
 
 
+def not_writable(output_dir: Path, err: OSError) -> OutputError:
+    """The one-line error for an output folder that cannot be written to."""
+    return OutputError(f"output folder {output_dir} is not writable ({err.strerror or type(err).__name__}); "
+                       "choose another --output_dir")
+
+
 def check_writable(output_dir: Path) -> list[Path]:
     """Make ``output_dir`` and write (then remove) a probe file in it; a one-line :class:`OutputError` if that
     fails. Returns the folders it made (deepest first), for :func:`claim_output_dir` to remove if left empty."""
@@ -112,8 +117,7 @@ def check_writable(output_dir: Path) -> list[Path]:
             pass
     except OSError as err:
         _remove_empty(missing)
-        raise OutputError(f"output folder {output_dir} is not writable ({err.strerror or type(err).__name__}); "
-                          "choose another --output_dir") from None
+        raise not_writable(output_dir, err) from None
     return missing
 
 
@@ -123,13 +127,9 @@ def _remove_empty(folders: list[Path]) -> None:
             folder.rmdir()
 
 
-def _note(message: str) -> None:
-    print(f"note: {message}", file=sys.stderr, flush=True)
-
-
 @contextlib.contextmanager
 def claim_output_dir(output_dir: Path, input_path: Path, overwrite: bool,
-                     note: Callable[[str], None] = _note) -> Iterator[EarlierResults]:
+                     note: Callable[[str], None] = print_note) -> Iterator[EarlierResults]:
     """Hold ``output_dir`` for a run: writable, locked, and refused if it holds an earlier run's results (unless
     ``overwrite``) or results the program did not write. Yields the earlier results that ``overwrite`` is to
     delete (:func:`remove_earlier_results`, once there is work to do). Folders it made and left empty are removed."""
@@ -143,8 +143,7 @@ def claim_output_dir(output_dir: Path, input_path: Path, overwrite: bool,
                 stack.enter_context(hold_lock(output_dir / LOCK_NAME, "infer run", busy, note=note,
                                               place=f"output folder {output_dir}"))
             except OSError as err:  # the lock or its record cannot be written (a full disk)
-                raise OutputError(f"output folder {output_dir} is not writable ({err.strerror or type(err).__name__}); "
-                                  "choose another --output_dir") from None
+                raise not_writable(output_dir, err) from None
             earlier = earlier_results(output_dir, input_path)
             if earlier.unchanged and not overwrite:
                 raise OutputError(f"output folder {output_dir} holds results of an earlier run "
@@ -224,4 +223,4 @@ class RunOutputs:
 
 
 __all__ = ["LOCK_NAME", "MANIFEST_NAME", "EarlierResults", "RunOutputs", "claim_output_dir", "earlier_results",
-           "folder_failure", "remove_earlier_results", "result_like_files"]
+           "folder_failure", "not_writable", "remove_earlier_results", "result_like_files"]
