@@ -14,6 +14,7 @@ COMMANDS = {
     "compare": ("medseg_masksup.commands.compare", "study: baseline vs MaskSup over seeds and folds, paired statistics"),
     "export": ("medseg_masksup.commands.export", "export the bare backbone to TorchScript / ONNX"),
     "bench": ("medseg_masksup.commands.bench", "measure training/inference throughput and overheads"),
+    "bundle-path": ("medseg_masksup.commands.bundle_path", "print where the installed bundle (train.json …) is"),
 }
 
 
