@@ -97,3 +97,16 @@ def test_a_preset_with_a_short_budget_trains(tmp_path):
     # the preset's recipe was merged: patch mode at half resolution, strong augmentation, Dice+BCE, cosine
     assert (record["spatial_mode"], record["scale"], record["augmentation"], record["stain_jitter"],
             record["seg_loss"], record["lr_schedule"]) == ("patch", 0.5, "strong", True, "dicece", "cosine")
+
+
+def test_a_preset_goes_after_the_given_config_files(tmp_path, capsys):
+    from medseg_masksup.commands.train import _config_files
+
+    own = str(tmp_path / "my_train.json")
+    glas = str(preset_file("glas"))
+    assert _config_files(["--config_file", own, "--epochs", "2"], "glas") == [
+        "--config_file", repr([own, glas]), "--epochs", "2", "--warmup_epochs", "1"]
+    assert "clamped to 1 to fit --epochs 2" in capsys.readouterr().err
+    assert _config_files([f"--config_file=['{own}']", "--lr", "0.1"], None) == ["--config_file", own, "--lr", "0.1"]
+    assert main(["--epochs", "2", "--preset"]) == 2
+    assert capsys.readouterr().err.strip() == "medseg-masksup train: error: --preset needs a value"
