@@ -101,6 +101,10 @@ class Setting:
     #: the default in words (markdown), where train.json computes it
     shown_default: str = ""
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS or len(self.bounds) != 2:
+            raise ValueError(f"setting {self.name}: kind must be one of {', '.join(KINDS)}, bounds two brackets")
+
     @property
     def flag(self) -> str:
         return f"--{self.name}"
