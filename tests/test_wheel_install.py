@@ -1,4 +1,4 @@
-"""From a wheel install, outside the checkout, the README's commands work (opt-in: ``pytest -m slow``, ~5 min).
+"""From a wheel install, outside the checkout, the README's commands work (opt-in: ``pytest -m slow``; 6 min on 2 busy cores).
 
 The wheel is built offline (``pip wheel --no-deps --no-build-isolation``) from a copy of the sources and installed
 with ``--no-deps --no-index`` into a fresh venv in a temporary folder. That venv is made with
