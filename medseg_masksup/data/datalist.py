@@ -16,10 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import DatalistError
+from .image_check import ImageCheckError, ImageFacts, check_files, image_facts
+from .image_size import refuse_odd_size
+from .intensity import nonfinite_note
 
 SPLITS = ("auto", "test", "validation", "training", "heldout", "all")
 
@@ -84,7 +88,7 @@ def load_split(datalist: str | os.PathLike, val_fold: int = 0) -> tuple[list[dic
                 raise DatalistError(f"datalist {path}: an item has no '{key}': {item}")
             if not os.path.isfile(item[key]):
                 raise DatalistError(f"datalist {path}: {key} file not found: {item[key]}")
-        check_pair(item["image"], item["label"], source=path)
+    check_items(training + validation, source=path)
     return training, validation
 
 
@@ -130,31 +134,59 @@ def load_items(datalist: str | os.PathLike, split: str = "auto", val_fold: int =
     return items, chosen
 
 
-def _picture_size(file: str, source: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    if os.path.getsize(file) == 0:
-        raise DatalistError(f"datalist {source}: {file} is empty (0 bytes)")
+def _facts(file: str, source: Path) -> ImageFacts:
+    """The checked facts of one picture; a :class:`DatalistError` naming it when it is unusable."""
     try:
-        with Image.open(file) as img:
-            size = img.size
-            img.verify()  # structure and checksums (PNG CRCs)
-        with Image.open(file) as img:
-            img.load()  # every pixel decoded: verify() reads no JPEG data, so a truncated JPEG would pass
-    except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DatalistError(f"datalist {source}: cannot read {file} as an image ({reason})") from None
-    return size
+        return image_facts(file)
+    except ImageCheckError as err:
+        raise DatalistError(f"datalist {source}: {err.about(file)}") from None
+
+
+def _same_size(image: ImageFacts, label: ImageFacts, source: Path) -> None:
+    if (image.width, image.height) != (label.width, label.height):
+        raise DatalistError(
+            f"datalist {source}: size mismatch: image {image.path} is {image.width}x{image.height} "
+            f"but mask {label.path} is {label.width}x{label.height}"
+        )
 
 
 def check_pair(image: str, label: str, source: Path) -> None:
     """Both files are fully decodable pictures of the same size."""
-    image_size, label_size = _picture_size(image, source), _picture_size(label, source)
-    if image_size != label_size:
-        raise DatalistError(
-            f"datalist {source}: size mismatch: image {image} is {image_size[0]}x{image_size[1]} "
-            f"but mask {label} is {label_size[0]}x{label_size[1]}"
-        )
+    _same_size(_facts(image, source), _facts(label, source), source)
+
+
+def check_items(items: list[dict], source: Path) -> None:
+    """Every item's image and label are fully decodable pictures of the same size, and no image is wholly
+    non-finite; checked in parallel (:func:`.image_check.check_files`), the first problem in datalist order
+    raised as a :class:`DatalistError` naming the file. Images with some non-finite values are accepted
+    with one warning line each (:mod:`.intensity` says how they are read)."""
+    files = [item[key] for item in items for key in ("image", "label")]
+    checked = check_files(files, f"checking the {len(files)} files of {Path(source).name}")
+    for index, item in enumerate(items):
+        pair = checked[2 * index : 2 * index + 2]
+        for key, fact in zip(("image", "label"), pair):
+            if isinstance(fact, ImageCheckError):
+                raise DatalistError(f"datalist {source}: {fact.about(item[key])}")
+        _same_size(pair[0], pair[1], source)
+        refuse_odd_size(item["image"], pair[0].width, pair[0].height, source)
+    _warn_nonfinite([fact for fact in checked[0::2] if fact.nonfinite], source)
+
+
+#: files already warned about (the datalist is checked twice per training: settings check, then split)
+_WARNED: set[ImageFacts] = set()
+#: warning lines printed per datalist check before the rest are counted in one line
+MAX_WARNINGS = 10
+
+
+def _warn_nonfinite(facts: list[ImageFacts], source: Path) -> None:
+    fresh = [fact for fact in dict.fromkeys(facts) if fact not in _WARNED]
+    _WARNED.update(fresh)
+    for fact in fresh[:MAX_WARNINGS]:
+        print(f"warning: datalist {source}: image {fact.path}: {nonfinite_note(fact.nonfinite, fact.values)}",
+              file=sys.stderr)
+    if len(fresh) > MAX_WARNINGS:
+        print(f"warning: datalist {source}: {len(fresh) - MAX_WARNINGS} more images hold non-finite values "
+              "(NaN/inf), read the same way", file=sys.stderr)
 
 
 def fingerprint(items: list[dict], keys: tuple[str, ...] = ("image", "label")) -> str:
@@ -171,22 +203,26 @@ def fingerprint(items: list[dict], keys: tuple[str, ...] = ("image", "label")) -
 
 #: bit depths a picture's values are read as (8-bit modes need no look at the pixels)
 BIT_DEPTHS = (8, 10, 12, 14, 16)
-_EIGHT_BIT_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
 
 
 def bit_depth(items: list[dict], key: str = "image") -> int:
-    """The bit depth of the items' pictures: 8 when all are 8-bit, otherwise the smallest of
-    :data:`BIT_DEPTHS` that holds the largest value found (a 12-bit scan in a 16-bit PNG gives 12)."""
-    from PIL import Image
+    """The bit depth of the items' pictures stored deeper than 8 bits: the smallest of :data:`BIT_DEPTHS`
+    that holds the largest value found (a 12-bit scan in a 16-bit PNG gives 12); 8 when there are none.
 
-    top = 0.0
-    for item in items:
-        with Image.open(item[key]) as img:
-            if img.mode in _EIGHT_BIT_MODES:
-                continue
-            extrema = img.getextrema()
-            highs = [e[1] for e in extrema] if isinstance(extrema[0], tuple) else [extrema[1]]
-            top = max(top, *map(float, highs))
-    if top <= 255:
-        return 8
-    return next((b for b in BIT_DEPTHS if top <= 2**b - 1), 32)
+    8-bit pictures are always read as 8-bit (:func:`.intensity.image_bit_depth`), so a datalist may mix
+    both: a one-line note on stderr says so, naming an example of each.
+    """
+    checked = check_files([item[key] for item in items], f"reading the bit depth of {len(items)} pictures")
+    for fact, item in zip(checked, items):
+        if isinstance(fact, ImageCheckError):
+            raise DatalistError(fact.about(item[key]))
+    facts: list[ImageFacts] = checked  # type: ignore[assignment]  # no error left
+    deep = [fact for fact in facts if fact.stored_bits > 8]
+    top = max((fact.top for fact in deep), default=0.0)
+    depth = 8 if top <= 255 else next((b for b in BIT_DEPTHS if top <= 2**b - 1), 32)
+    shallow = [fact for fact in facts if fact.stored_bits == 8]
+    if deep and shallow:
+        print(f"note: the images mix {len(shallow)} 8-bit pictures (e.g. {shallow[0].path}) and {len(deep)} "
+              f"deeper ones (e.g. {deep[0].path}, {deep[0].stored_bits}-bit); each is scaled from its own depth: the "
+              f"8-bit ones from 0..255, the others from 0..{2**depth - 1} (bit_depth {depth})", file=sys.stderr)
+    return depth

@@ -25,7 +25,8 @@ from monai.inferers import Inferer, SimpleInferer, SlidingWindowInferer
 from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, ScaleIntensityRanged, SpatialPadd, Zoomd
 
 from ..record import TrainingRecord
-from .transforms import BinarizeLabeld, CheckBinaryLabeld, CheckSameSized, EnsureChannelsd, ScaleBitDepthd, standard_mode
+from .transforms import (BinarizeLabeld, CheckBinaryLabeld, CheckSameSized, EnsureChannelsd, FillNonFinited,
+                         ReturnFreedMemory, ScaleBitDepthd, standard_mode)
 
 SPATIAL_MODES = ("resize", "patch")
 #: sliding-window settings shared by validation, the training report and inference
@@ -69,26 +70,28 @@ def _load(record: TrainingRecord) -> list:
                             ensure_channel_first=True)
     load_label = LoadImaged("label", reader="PILReader", image_only=True, ensure_channel_first=True)
     return [load_image, load_label, CheckSameSized(("image", "label")),
-            CheckBinaryLabeld("label", threshold=record.label_threshold),
+            CheckBinaryLabeld("label", threshold=record.label_threshold), FillNonFinited("image"),
             ScaleBitDepthd("image", bit_depth=getattr(record, "bit_depth", 8))]
 
 
 def training_preprocessing(record: TrainingRecord) -> Compose:
     """Load an ``{"image", "label"}`` item (PNG/JPG/BMP/TIFF via PIL) and prepare both (deterministic, cacheable).
 
-    Palette and other colour modes become RGB; values of ``record.bit_depth``-bit images are scaled onto 0..255
-    (full range to full range), exactly as inference scales them.
+    Palette and other colour modes become RGB; 8-bit pictures are kept on 0..255 and deeper ones scaled from
+    ``record.bit_depth`` onto it; NaN / inf values are replaced (:mod:`.intensity`), exactly as inference does.
+    The last transform returns the freed heap to the system, so a cache of the results stays near its size.
     Errors name the files: an unreadable file, an image and mask of different sizes, or a grey-level mask
     that the default ``label_threshold`` 0 would read as almost all foreground. In ``patch``
     mode images smaller than a patch are padded (with 0, mid-grey after normalisation) so crops fit.
     """
     pad = [SpatialPadd(("image", "label"), spatial_size=record.img_size)] if record.spatial_mode == "patch" else []
-    return Compose([*_load(record), *image_transforms(record), *label_transforms(record), *pad])
+    return Compose([*_load(record), *image_transforms(record), *label_transforms(record), *pad, ReturnFreedMemory()])
 
 
 def validation_preprocessing(record: TrainingRecord) -> Compose:
     """Like training's, but the label stays at its native resolution: validation scores what ``evaluate`` scores."""
-    return Compose([*_load(record), *image_transforms(record), *label_transforms(record, resize=False)])
+    return Compose([*_load(record), *image_transforms(record), *label_transforms(record, resize=False),
+                    ReturnFreedMemory()])
 
 
 def make_inferer(record: TrainingRecord, sw_batch_size: int = 4, overlap: float = WINDOW_OVERLAP) -> Inferer:

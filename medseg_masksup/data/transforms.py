@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Mapping
 
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform
+from monai.transforms import MapTransform, Transform
 
 
 class EnsureChannelsd(MapTransform):
@@ -113,21 +114,78 @@ def standard_mode(image):
 
 
 class ScaleBitDepthd(MapTransform):
-    """Bring ``bit_depth``-bit pictures to the 8-bit scale, full range to full range (``0 .. 2**bit_depth - 1``
-    onto ``0 .. 255``), as floats. The bit depth is the training record's, so inference scales alike."""
+    """Bring pictures to the 8-bit scale, full range to full range, as floats: an image loaded as ``uint8``
+    (stored in 8 bits) is kept as it is; a deeper one is scaled from ``bit_depth`` (``0 .. 2**bit_depth - 1``
+    onto ``0 .. 255``). The bit depth is the training record's and the rule
+    :func:`.intensity.image_bit_depth`, so inference scales alike."""
 
     def __init__(self, keys: KeysCollection, bit_depth: int = 8, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        from ..record import bit_scale
-
-        self.scale = bit_scale(bit_depth)
+        self.bit_depth = int(bit_depth)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        from ..record import bit_scale
+        from .intensity import image_bit_depth, stored_bits_of_dtype
+
         d = dict(data)
         for key in self.key_iterator(d):
+            depth = image_bit_depth(self.bit_depth, stored_bits_of_dtype(d[key].dtype))
             img = d[key].float()
-            d[key] = img * self.scale if self.scale != 1.0 else img
+            d[key] = img * bit_scale(depth) if depth != 8 else img
         return d
+
+
+class FillNonFinited(MapTransform):
+    """NaN / ±inf values of float images replaced by :func:`.intensity.fill_nonfinite` (the rule inference
+    applies); an image without a finite value is a ``ValueError`` naming its file."""
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        import numpy as np
+
+        from .intensity import NonFiniteImageError, fill_nonfinite
+
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            if not torch.is_floating_point(img) or bool(torch.isfinite(img).all()):
+                continue
+            plain = img.as_tensor() if hasattr(img, "as_tensor") else img
+            array = np.array(plain.detach().cpu().numpy(), copy=True)
+            try:
+                fill_nonfinite(array)
+            except NonFiniteImageError as err:
+                raise ValueError(f"{_source(img, key)}: {err}") from None
+            fixed = torch.from_numpy(array)
+            d[key] = type(img)(fixed, meta=img.meta) if hasattr(img, "meta") else fixed
+        return d
+
+
+class ReturnFreedMemory(Transform):
+    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``; a no-op elsewhere), data unchanged.
+
+    Caching a decoded picture leaves a small array behind while the large full-resolution temporaries of its
+    preprocessing are freed; the cached arrays pin the heap around those holes, and resident memory grew
+    ~9× the cached data (2.3 MB per 0.26 MB item on 775×522 GlaS pictures). Run last in the cached
+    preprocessing, after every item, it keeps the cache within ~1.1× its size for ~1 ms an item.
+    """
+
+    def __call__(self, data):
+        trim = _malloc_trim()
+        if trim is not None:
+            trim(0)
+        return data
+
+
+@functools.cache
+def _malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
 
 
 class MatchSpatialSized(MapTransform):

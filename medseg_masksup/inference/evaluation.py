@@ -274,7 +274,7 @@ def evaluate_checkpoint(
             label = _binarise_label(read_case(item["label"]).image, record.label_threshold)
             if label.shape != image.spatial_shape:
                 raise UserError(f"{item['label']}: label shape {label.shape} does not match image shape {image.spatial_shape}")
-            mask, _, _ = predictor.segment(image.image)
+            mask, _, _ = predictor.segment(image.image, image.stored_bits)
             row.update(case_metrics(mask, label, image.spacing))
             row.update(pred_px=int(mask.sum()), label_px=int(label.sum()), hd95_unit="mm" if image.spacing else "px")
             worst.add(name, row["dice"], image.image, label, mask)

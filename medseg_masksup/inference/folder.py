@@ -41,9 +41,10 @@ class InferenceReport:
         return sum(1 for r in self.rows if r["status"] == status)
 
     def lines(self) -> list[str]:
-        """One line per case that failed before any stop, then the totals."""
+        """One line per case that failed before any stop or was read with a warning, then the totals."""
         shown = self.rows if self.stop_row is None else self.rows[: self.stop_row]
-        out = [f"{r['status']}: {r['message']}" for r in shown if r["status"] != "ok"]
+        out = [f"{'warning' if r['status'] == 'ok' else r['status']}: {r['message']}" for r in shown
+               if r["status"] != "ok" or r["message"]]
         not_written = f", {self.count(NOT_WRITTEN)} not written" if self.count(NOT_WRITTEN) else ""
         out.append(
             f"segmented {self.count('ok')} of {len(self.rows)} inputs ({self.count('error')} failed, "
@@ -195,9 +196,10 @@ class FolderRun:
         started = time.perf_counter()
         try:
             case = read_case(source.path, source.kind, source.files)
-            mask, prob, mapped_from = self.predictor.segment(case.image)
+            mask, prob, mapped_from = self.predictor.segment(case.image, case.stored_bits)
             row.update(shape=list(case.spatial_shape), spacing_mm=list(case.spacing) if case.spacing else None,
-                       intensity_mapped_from=mapped_from, **mask_statistics(mask, case.spacing))
+                       intensity_mapped_from=mapped_from, nonfinite_values=case.nonfinite, message="; ".join(case.notes),
+                       **mask_statistics(mask, case.spacing))
         except UserError as err:
             row.update(status="error", message=str(err))
         except Exception as err:  # noqa: BLE001 - one bad case must not stop the others; reported with its path

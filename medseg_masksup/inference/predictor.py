@@ -62,21 +62,24 @@ def preprocessing(record: TrainingRecord, mode: str = "auto"):
     return Compose([t for t in image_transforms(record, keys=("image",)) if not isinstance(t, Resized)])
 
 
-def map_intensity(image: np.ndarray, record: TrainingRecord, window: Sequence[float] | None = None):
+def map_intensity(image: np.ndarray, record: TrainingRecord, window: Sequence[float] | None = None,
+                  stored_bits: int | None = None):
     """Bring an image's values onto the training intensity range, as training did.
 
     ``window=(low, high)`` maps that range linearly onto ``record.intensity_range`` (values outside
     are clipped later by the training preprocessing). Without a window, values are first scaled from the
-    recorded ``bit_depth`` onto the 8-bit scale, exactly as training scaled them (nothing changes for
-    8-bit models); an image still outside the training range afterwards (deeper than the training data,
+    image's bit depth onto the 8-bit scale, exactly as training scaled them: 8 for an image stored in
+    8 bits (``stored_bits``), else the recorded ``bit_depth`` (:func:`medseg_masksup.data.intensity.image_bit_depth`);
+    an image still outside the training range afterwards (deeper than the training data,
     CT, float) has its own min..max mapped onto the range. Returns the image and the source range used
     (``None`` when nothing was changed).
     """
+    from ..data.intensity import image_bit_depth
     from ..record import bit_scale
 
     a_min, a_max = (float(v) for v in record.intensity_range)
     if window is None:
-        depth = int(getattr(record, "bit_depth", 8))
+        depth = image_bit_depth(int(getattr(record, "bit_depth", 8)), stored_bits)
         scaled = image * np.float32(bit_scale(depth)) if depth != 8 else image
         lo, hi = float(np.min(image)), float(np.max(image))
         if float(np.min(scaled)) >= a_min and float(np.max(scaled)) <= a_max:
@@ -158,9 +161,11 @@ class Predictor:
             tensor = FillHoles(applied_labels=[1])(tensor)
         return np.asarray(tensor[0]).astype(bool)
 
-    def segment(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float] | None]:
-        """Mask (bool, ``(*spatial)``), probability map and the intensity range mapped from (or ``None``)."""
-        image, mapped_from = map_intensity(np.asarray(image, dtype=np.float32), self.record, self.options.intensity_window)
+    def segment(self, image: np.ndarray, stored_bits: int | None = None) -> tuple[np.ndarray, np.ndarray, list[float] | None]:
+        """Mask (bool, ``(*spatial)``), probability map and the intensity range mapped from (or ``None``);
+        ``stored_bits``: the input's bits per value as stored (``Case.stored_bits``; 8 is read as 0..255)."""
+        image, mapped_from = map_intensity(np.asarray(image, dtype=np.float32), self.record, self.options.intensity_window,
+                                           stored_bits)
         prob = self.probabilities(image)
         mask = self.postprocess(prob >= self.threshold)  # >=, as MONAI's AsDiscrete in training validation
         return mask, prob, mapped_from

@@ -23,6 +23,9 @@ class Case:
         spacing: physical size of a pixel/voxel per spatial axis in mm, ``None`` when unknown.
         files: the files read (several for a DICOM series).
         writer_info: what the writer of this kind needs to reproduce the geometry exactly.
+        stored_bits: bits per value as stored (8 for 8-bit pictures and ``uint8`` volumes: read as
+            0..255 whatever the model's ``bit_depth``, see :mod:`medseg_masksup.data.intensity`); ``None`` if unknown.
+        nonfinite: NaN / inf values found and replaced on reading (:func:`.readers.read_case`).
     """
 
     source: Path
@@ -32,10 +35,19 @@ class Case:
     spacing: tuple[float, ...] | None = None
     files: list[Path] = field(default_factory=list)
     writer_info: dict[str, Any] = field(default_factory=dict)
+    stored_bits: int | None = None
+    nonfinite: int = 0
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
         return tuple(int(s) for s in self.image.shape[1:])
+
+    @property
+    def notes(self) -> list[str]:
+        """What reading changed that the user should know (non-finite values replaced)."""
+        from ..data.intensity import nonfinite_note
+
+        return [f"{self.source}: {nonfinite_note(self.nonfinite, self.image.size)}"] if self.nonfinite else []
 
     @property
     def is_volume(self) -> bool:

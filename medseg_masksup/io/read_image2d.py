@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .case import Case
+from ..data.intensity import stored_bits_of_mode
 from ..errors import InputError
 
 @functools.cache
@@ -40,6 +41,7 @@ def read_image2d(path: Path) -> Case:
 
     try:  # PIL's own verdict first: MONAI would try its other readers and report their errors instead
         with Image.open(path) as probe:
+            mode = probe.mode
             probe.verify()
     except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
         raise InputError(f"{path}: cannot be read as an image ({_reason(err)})") from None
@@ -50,7 +52,8 @@ def read_image2d(path: Path) -> Case:
     array = np.asarray(image.numpy() if hasattr(image, "numpy") else image, dtype=np.float32)
     if array.ndim != 3:
         raise InputError(f"{path}: expected a 2D picture, got an array of shape {tuple(array.shape)}")
-    return Case(source=path, kind="image2d", image=array, files=[path], writer_info={"shape": array.shape[1:]})
+    return Case(source=path, kind="image2d", image=array, files=[path], writer_info={"shape": array.shape[1:]},
+                stored_bits=stored_bits_of_mode(mode))
 
 
 def _reason(err: BaseException) -> str:

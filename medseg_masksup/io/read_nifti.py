@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .case import Case
+from ..data.intensity import stored_bits_of_dtype
 from ..errors import InputError
 from .read_image2d import _reason, quiet_loader
 
@@ -35,6 +36,8 @@ def read_nifti(path: Path) -> Case:
     array = array.reshape(stored_shape[:3])
     if array.ndim < 2:
         raise InputError(f"{path}: NIfTI of shape {stored_shape} has fewer than 2 spatial dimensions")
+    slope, inter = header_img.header.get_slope_inter()
+    scaled = slope not in (None, 1.0) or inter not in (None, 0.0)  # stored integers mapped to other values
     unit = header_img.header.get_xyzt_units()[0]
     to_mm = {"meter": 1000.0, "micron": 0.001}.get(unit, 1.0)  # "mm" and "unknown" are taken as mm
     zooms = tuple(float(z) * to_mm for z in header_img.header.get_zooms()[: array.ndim])
@@ -47,4 +50,5 @@ def read_nifti(path: Path) -> Case:
         files=[path],
         writer_info={"shape": stored_shape, "header": header_img.header.copy(), "affine": header_img.affine,
                      "image_class": type(header_img)},
+        stored_bits=None if scaled else stored_bits_of_dtype(header_img.header.get_data_dtype()),
     )

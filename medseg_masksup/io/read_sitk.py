@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .case import Case
+from ..data.intensity import stored_bits_of_dtype
 from ..errors import InputError
 
 
@@ -50,6 +51,7 @@ def _to_case(image, source: Path, kind: str, files: list[Path]) -> Case:
     if geom["dimension"] not in (2, 3):
         raise InputError(f"{source}: {geom['dimension']}D images are not supported (2D or 3D only)")
     array = sitk.GetArrayFromImage(image)  # (z, y, x[, c]) / (y, x[, c])
+    stored_bits = stored_bits_of_dtype(array.dtype)
     dim = geom["dimension"]
     if image.GetNumberOfComponentsPerPixel() == 1:
         array = array[..., None]
@@ -63,6 +65,7 @@ def _to_case(image, source: Path, kind: str, files: list[Path]) -> Case:
         spacing=geom["spacing"],
         files=files,
         writer_info={"shape": array.shape[1:], "geometry": geom, "suffix": _suffix(source) if kind == "sitk" else ".nii.gz"},
+        stored_bits=stored_bits,
     )
 
 

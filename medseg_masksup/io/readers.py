@@ -12,8 +12,21 @@ from .formats import SUPPORTED, kind_of
 def read_case(path: str | Path, kind: str | None = None, files: list[Path] | None = None) -> Case:
     """Read ``path`` (a file, or a DICOM series folder with its ordered ``files``).
 
-    Raises :class:`InputError` naming the file and the reason when it cannot be read.
+    NaN / inf values are replaced and counted in ``Case.nonfinite`` (the rule of
+    :func:`medseg_masksup.data.intensity.fill_nonfinite`, as training reads them). Raises :class:`InputError`
+    naming the file and the reason when it cannot be read, or holds no finite value at all.
     """
+    case = _read(Path(path), kind, files)
+    from ..data.intensity import NonFiniteImageError, fill_nonfinite
+
+    try:
+        case.nonfinite = fill_nonfinite(case.image)
+    except NonFiniteImageError as err:
+        raise InputError(f"{case.source}: {err}; nothing to segment") from None
+    return case
+
+
+def _read(path: Path, kind: str | None, files: list[Path] | None) -> Case:
     path = Path(path)
     kind = kind or (kind_of(path) if path.is_file() else None)
     if not path.exists():

@@ -394,7 +394,7 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
                 if run["key"] not in predictors:
                     network, record = load_checkpoint(run["checkpoints"][checkpoint])
                     predictors[run["key"]] = Predictor(network, record)
-                mask = predictors[run["key"]].segment(case.image)[0]
+                mask = predictors[run["key"]].segment(case.image, case.stored_bits)[0]
                 title = f"{name}: Dice {scores[name][key]['dice']:.3f}"
             ax.imshow(rgb)
             ax.imshow(np.ma.masked_where(~mask.T.astype(bool), mask.T), cmap=ListedColormap(["red"]), alpha=0.45)
