@@ -17,6 +17,7 @@ import argparse
 import sys
 
 from ..inference.options import add_inference_arguments, options_from_args
+from ..quality.cli import add_uncertainty_arguments, uncertainty_overrides
 from . import run_command
 
 
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_inference_arguments(p, ("tta", "threshold", "keep_largest", "postprocessing", "fill_holes", "mode"))
     p.add_argument("--save_prob", action="store_true", help="also write the probability map")
     p.add_argument("--no_overlay", action="store_true", help="do not write overlay PNGs")
+    add_uncertainty_arguments(p, "also write an uncertainty map per input and a quality score and review flag per case "
+                                 "(threshold from quality.json beside the checkpoint; see docs/quality.md); the masks "
+                                 "are unchanged")
     add_inference_arguments(p, ("intensity_window", "batch_size", "device", "progress"))
     p.add_argument("--overwrite", action="store_true",
                    help="remove the files an earlier run wrote into --output_dir (as listed in its manifest, and unchanged "
@@ -47,7 +51,8 @@ def _infer(args: argparse.Namespace) -> int:
 
     report = run_folder(input=args.input, output_dir=args.output_dir, ckpt=args.ckpt, options=options_from_args(args),
                         save_prob=args.save_prob, overlay=not args.no_overlay, verbose=False, raise_if_none=False,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, uncertainty=args.uncertainty,
+                        uncertainty_settings=uncertainty_overrides(args))
     *failed, totals = report.lines()
     for line in failed:
         print(line, file=sys.stderr)

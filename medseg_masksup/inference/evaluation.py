@@ -12,6 +12,10 @@ NRRD/MHA), in pixels otherwise. Conventions for empty masks: prediction and labe
 Dice = IoU = precision = recall = 1, HD95 = 0; only one empty → Dice = IoU = 0, HD95 undefined
 (NaN), and precision (no prediction) or recall (no label) undefined (NaN). NaN values are left out
 of mean ± std (population std), and the number of cases each statistic is over is reported.
+
+With ``uncertainty`` each case also gets the candidate quality scores of :mod:`medseg_masksup.quality` (seeded
+passes beside the same mask), judged by risk–coverage against its Dice (AURC, oracle, chance …, a figure); with
+``write_quality`` the review threshold is chosen on these (held-out) cases and stored beside the checkpoint.
 """
 
 from __future__ import annotations
@@ -204,6 +208,8 @@ class EvaluationReport:
     mlflow_run_id: str = ""
     units: dict[str, str] = field(default_factory=dict)
     worst_figures: list[Path] = field(default_factory=list)
+    quality: dict[str, Any] = field(default_factory=dict)
+    quality_lines: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"error: {r['message']}" for r in self.rows if r["status"] != "ok"]
@@ -214,6 +220,7 @@ class EvaluationReport:
             label = f"{name} ({self.units[name]})" if name in self.units else name
             out.append(f"  {label:<14} {s['mean']:>8.4f} ± {s['std']:<6.4f}  {s['median']:>8.4f}  "
                        f"{s['q1']:>8.4f}–{s['q3']:<8.4f} (n={s['n']})")
+        out += self.quality_lines
         if self.worst_figures:
             out.append(f"worst cases ({len(self.worst_figures)}, lowest Dice first): {self.worst_figures[0].parent}")
         out.append(f"per-case table: {self.per_case_csv}")
@@ -240,6 +247,11 @@ def evaluate_checkpoint(
     verbose: bool = True,
     tags: dict[str, str] | None = None,
     worst_cases: int = 4,
+    uncertainty: bool = False,
+    uncertainty_settings: dict[str, Any] | None = None,
+    write_quality: bool = False,
+    review_coverage: float = 0.9,
+    quality_score: str = "auto",
     **option_overrides: Any,
 ) -> EvaluationReport:
     """Evaluate ``ckpt`` (one checkpoint, or several as an ensemble) on ``datalist``; writes ``per_case.csv``,
@@ -248,7 +260,11 @@ def evaluate_checkpoint(
     statistics as metrics).
 
     ``options`` (:class:`~medseg_masksup.inference.options.InferenceOptions`) with ``option_overrides``
-    (``tta=True``, ``progress=False`` …) applied says how to predict.
+    (``tta=True``, ``progress=False`` …) applied says how to predict. ``uncertainty`` adds the candidate quality
+    scores (``uncertainty_settings``: :class:`~medseg_masksup.quality.settings.QualitySettings` fields) to
+    ``per_case.csv``, their risk–coverage table to ``summary.json`` and ``risk_coverage.png``; ``write_quality``
+    chooses the review threshold of ``quality_score`` (``auto``: the lowest AURC) for ``review_coverage`` on these
+    cases and writes ``quality.json`` beside the checkpoint (:mod:`medseg_masksup.quality.review`).
     """
     from tqdm.auto import tqdm
 
@@ -258,8 +274,15 @@ def evaluate_checkpoint(
     from ..io.atomic import write_csv, write_json
 
     require_reachable(tracking_uri)  # an http(s) server that does not answer: one line now, not after the work
+    settings = _quality_settings(uncertainty, uncertainty_settings, write_quality, review_coverage, quality_score, ckpt)
     options, device, networks, record, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
     items, chosen = load_items(datalist, split, record.val_fold)
+    if write_quality:
+        from ..quality.review import HELD_OUT_SPLITS
+
+        if chosen not in HELD_OUT_SPLITS:
+            raise UserError(f"--write_quality chooses the review threshold on held-out cases; split {chosen!r} is not "
+                            f"held out (use {', '.join(HELD_OUT_SPLITS)})")
     predictor = Predictor(networks, record, options, device)
     out_root = Path(output_dir)
     out_root.mkdir(parents=True, exist_ok=True)
@@ -274,7 +297,14 @@ def evaluate_checkpoint(
             label = _binarise_label(read_case(item["label"]).image, record.label_threshold)
             if label.shape != image.spatial_shape:
                 raise UserError(f"{item['label']}: label shape {label.shape} does not match image shape {image.spatial_shape}")
-            mask, _, _ = predictor.segment(image.image, image.stored_bits)
+            if settings is None:
+                mask, _, _ = predictor.segment(image.image, image.stored_bits)
+            else:
+                from ..quality.passes import assess
+
+                assessed = assess(predictor, image.image, settings, image.stored_bits)
+                mask = assessed.mask
+                row.update(assessed.scores)
             row.update(case_metrics(mask, label, image.spacing))
             row.update(pred_px=int(mask.sum()), label_px=int(label.sum()), hd95_unit="mm" if image.spacing else "px")
             worst.add(name, row["dice"], image.image, label, mask)
@@ -289,7 +319,11 @@ def evaluate_checkpoint(
     report.summary = summarise(ok_rows)
     report.units = {"hd95": hd95_unit(ok_rows)}
     report.worst_figures = worst.write(out_root / "worst_cases")
-    report.per_case_csv = write_csv(out_root / "per_case.csv", report.rows, CSV_COLUMNS)
+    report.per_case_csv = write_csv(out_root / "per_case.csv", report.rows,
+                                    CSV_COLUMNS + (settings.scores if settings is not None else ()))
+    figures = list(report.worst_figures)
+    if settings is not None:
+        figures.append(_judge_scores(report, ok_rows, settings, out_root))
     train_run = training_run_id(ckpt_path, record)
     uri = default_tracking_uri(out_root, tracking_uri)
     summary = {
@@ -299,14 +333,24 @@ def evaluate_checkpoint(
         "options": options.summary(predictor.threshold, predictor.mode),
         "training_record": record.state_dict(),
     }
+    if settings is not None:
+        if write_quality:
+            report.quality["quality_json"] = str(_write_review_flag(
+                report, ok_rows, settings, quality_score, review_coverage, predictor, ckpt_path, datalist, chosen))
+        summary["uncertainty"] = report.quality
     report.summary_json = write_json(out_root / "summary.json", summary)
     # summary statistics only: per-case values go to the table (a metric over "step = case index" draws a meaningless line)
     metrics = [(f"eval_{k}_{stat}", v[stat], 0) for k, v in report.summary.items() for stat in ("mean", "std", "median", "iqr")]
+    for name, row in report.quality.get("scores", {}).items():
+        metrics += [(f"eval_{stat}_{name}", row[stat], 0) for stat in ("aurc", "gap_closed", "spearman", "worst_precision")]
+    if report.quality.get("scores"):
+        first = next(iter(report.quality["scores"].values()))
+        metrics += [("eval_aurc_oracle", first["oracle"], 0), ("eval_aurc_chance", first["chance"], 0)]
     _, report.mlflow_run_id = log_run(
         uri, record, train_run, run_name or f"evaluate-{record.method}-{chosen}",
         params={"checkpoint": ckpt_path, "ensemble_size": len(networks), "datalist": datalist, "split": chosen,
                 "n_cases": len(ok_rows), "hd95_unit": report.units["hd95"], **summary["options"]},
-        metrics=metrics, artifacts=[report.per_case_csv, report.summary_json, *report.worst_figures],
+        metrics=metrics, artifacts=[report.per_case_csv, report.summary_json, *figures],
         tags={"kind": "evaluation", **(tags or {})}, tables={"per_case.json": report.rows},
     )
     summary["mlflow_run_id"] = report.mlflow_run_id
@@ -316,3 +360,60 @@ def evaluate_checkpoint(
             print(line, flush=True)
         print(f"MLflow run {report.mlflow_run_id} in {uri}", flush=True)
     return report
+
+
+# ----------------------------------------------------------------------------- quality scores
+
+
+def _quality_settings(uncertainty: bool, overrides: dict[str, Any] | None, write_quality: bool, coverage: float,
+                      score: str, ckpt) -> Any:
+    """The pass settings (``None`` without ``uncertainty``), after refusing inconsistent quality options in one line."""
+    from ..quality.settings import QualitySettings, score_info
+
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if not uncertainty:
+        if given or write_quality:
+            named = ", ".join([*given, *(["write_quality"] if write_quality else [])])
+            raise UserError(f"{named} only apply with --uncertainty; add it")
+        return None
+    settings = QualitySettings.build(None, **given)
+    if score != "auto" and score_info(score).name not in settings.scores:
+        raise UserError(f"quality score {score} needs passes that these settings do not run ({settings.passes})")
+    if write_quality:
+        if not 0.0 < float(coverage) <= 1.0:
+            raise UserError(f"--review_coverage must lie in (0, 1], got {coverage}")
+        if not isinstance(ckpt, (str, Path)) and len(list(ckpt)) != 1:
+            raise UserError("--write_quality needs one checkpoint: a review threshold belongs to one model, not an ensemble")
+    return settings
+
+
+def _judge_scores(report: EvaluationReport, ok_rows: list[dict[str, Any]], settings, out_root: Path) -> Path:
+    """Risk–coverage of every candidate score over the evaluated cases: table, lines and figure."""
+    from ..quality.figure import plot_risk_coverage
+    from ..quality.risk_coverage import best_score, candidate_table, table_lines
+
+    table = candidate_table(ok_rows, settings.scores)
+    figure = plot_risk_coverage(table, [float(r["dice"]) for r in ok_rows], out_root / "risk_coverage.png")
+    report.quality = {"passes": settings.as_dict(), "best": best_score(table), "figure": figure.name,
+                      "scores": {name: {k: v for k, v in row.items() if k not in ("coverage", "selective_risk")}
+                                 for name, row in table.items()}}
+    report.quality_lines = [f"quality scores ({settings.describe()}) by risk-coverage over {len(ok_rows)} cases "
+                            f"(AURC lower is better; gap: share of chance-to-oracle closed):", *table_lines(table),
+                            f"risk-coverage figure: {figure}"]
+    return figure
+
+
+def _write_review_flag(report: EvaluationReport, ok_rows: list[dict[str, Any]], settings, score: str, coverage: float,
+                       predictor, ckpt_path: Path, datalist, split: str) -> Path:
+    """Choose the review threshold on the evaluated cases and write ``quality.json`` beside the checkpoint."""
+    from ..quality.review import ReviewFlag, checkpoint_identity, choose_threshold, quality_path, score_options
+
+    name = report.quality["best"] if score == "auto" else score
+    threshold, reached = choose_threshold([float(r[name]) for r in ok_rows], name, coverage)
+    flag = ReviewFlag(name, threshold, float(coverage), reached, settings, score_options(predictor),
+                      {"datalist": str(datalist), "split": split, "n_cases": len(ok_rows),
+                       "cases": [r["case"] for r in ok_rows], "score_chosen_by": "lowest AURC" if score == "auto" else "user"},
+                      checkpoint_identity(ckpt_path), {"risk_coverage": report.quality["scores"]})
+    path = flag.save(quality_path(ckpt_path))
+    report.quality_lines.append(f"review threshold written to {path}: {flag.describe()}")
+    return path

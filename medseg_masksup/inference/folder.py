@@ -36,6 +36,7 @@ class InferenceReport:
     stop_row: int | None = None
     vanished: Path | None = None
     summary_error: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r["status"] == status)
@@ -45,6 +46,7 @@ class InferenceReport:
         shown = self.rows if self.stop_row is None else self.rows[: self.stop_row]
         out = [f"{'warning' if r['status'] == 'ok' else r['status']}: {r['message']}" for r in shown
                if r["status"] != "ok" or r["message"]]
+        out += [f"note: {note}" for note in self.notes]
         not_written = f", {self.count(NOT_WRITTEN)} not written" if self.count(NOT_WRITTEN) else ""
         out.append(
             f"segmented {self.count('ok')} of {len(self.rows)} inputs ({self.count('error')} failed, "
@@ -125,13 +127,22 @@ class FolderRun:
     def __init__(self, predictor: Predictor, cases: list, input: str | Path, output_dir: str | Path,
                  checkpoint: str | Path | list[str],
                  save_prob: bool = False, overlay: bool = True, verbose: bool = True, raise_if_none: bool = True,
-                 overwrite: bool = False, earlier: EarlierResults | None = None) -> None:
+                 overwrite: bool = False, earlier: EarlierResults | None = None,
+                 uncertainty: bool = False, uncertainty_settings: dict[str, Any] | None = None) -> None:
         self.predictor, self.cases = predictor, cases
         self.overwrite = bool(overwrite)
         self.earlier = earlier  # found by run_folder's claim_output_dir, which holds the folder while this runs
         self.input, self.output_dir = Path(input), Path(output_dir)
         self.checkpoint = checkpoint if isinstance(checkpoint, list) else str(checkpoint)
         self.save_prob, self.overlay, self.verbose, self.raise_if_none = bool(save_prob), bool(overlay), verbose, raise_if_none
+        self.quality = None  # with ``uncertainty``: the passes and the review flag (quality.json beside the checkpoint)
+        if uncertainty:
+            from ..quality.flagging import QualityRun
+
+            self.quality = QualityRun.prepare(predictor, self.checkpoint, uncertainty_settings)
+        elif uncertainty_settings and any(v is not None for v in uncertainty_settings.values()):
+            raise UserError(f"uncertainty settings ({', '.join(k for k, v in uncertainty_settings.items() if v is not None)}) "
+                            "are only used with --uncertainty; add it")
 
     def run(self) -> InferenceReport:
         """Every case (a file that cannot be read is reported with its reason; the others are still written).
@@ -177,6 +188,8 @@ class FolderRun:
             with watched_writes(outputs):
                 for source in tqdm(self.cases, desc="infer", unit="case", disable=not options.progress):
                     report.rows.append(self._case(source, inputs, outputs, report))
+                if self.quality is not None:
+                    report.notes += self.quality.lines(report.rows)
                 self._write_summary(report, outputs)
         finally:
             outputs.close()
@@ -196,7 +209,7 @@ class FolderRun:
         started = time.perf_counter()
         try:
             case = read_case(source.path, source.kind, source.files)
-            mask, prob, mapped_from = self.predictor.segment(case.image, case.stored_bits)
+            mask, prob, mapped_from, uncertainty = self._segment(case, row)
             row.update(shape=list(case.spatial_shape), spacing_mm=list(case.spacing) if case.spacing else None,
                        intensity_mapped_from=mapped_from, nonfinite_values=case.nonfinite, message="; ".join(case.notes),
                        **mask_statistics(mask, case.spacing))
@@ -205,12 +218,23 @@ class FolderRun:
         except Exception as err:  # noqa: BLE001 - one bad case must not stop the others; reported with its path
             row.update(status="error", message=f"{source.path}: {type(err).__name__}: {err}")
         else:
-            self._write_case(source, case, mask, prob, inputs, outputs, row, report)
+            self._write_case(source, case, mask, prob, inputs, outputs, row, report, uncertainty)
         row["seconds"] = round(time.perf_counter() - started, 3)
         return row
 
+    def _segment(self, case, row: dict[str, Any]):
+        """Mask, probabilities, intensity mapping and (with ``uncertainty``) the uncertainty map of one case; its
+        quality score and review flag go into ``row``. The mask is the same either way (the same ``segment`` call)."""
+        if self.quality is None:
+            return (*self.predictor.segment(case.image, case.stored_bits), None)
+        from ..quality.passes import assess
+
+        result = assess(self.predictor, case.image, self.quality.settings, case.stored_bits)
+        row.update(self.quality.row(result.scores))
+        return result.mask, result.prob, result.mapped_from, result.uncertainty
+
     def _write_case(self, source, case, mask, prob, inputs: set[Path], outputs, row: dict[str, Any],
-                    report: InferenceReport) -> None:
+                    report: InferenceReport, uncertainty=None) -> None:
         """Write the mask (overlay, probability) of one case; a write that fails is recorded in ``row``, and one
         that leaves the folder unusable (full, gone) stops the run."""
         from ..io.output_folder import folder_failure
@@ -235,6 +259,11 @@ class FolderRun:
             if self.save_prob:
                 row["probability"] = _relative(
                     write_probability(case, prob, target(base.with_name(base.name + "_prob" + suffix))), out_root)
+            if uncertainty is not None:
+                from ..quality.maps import SUFFIX, write_uncertainty
+
+                row["uncertainty"] = _relative(
+                    write_uncertainty(case, uncertainty, target(base.with_name(base.name + SUFFIX + suffix))), out_root)
         except UserError as err:
             row.update(status="error", message=str(err))
         except OSError as err:
@@ -265,6 +294,8 @@ class FolderRun:
                         "overlay": self.overlay},
             "training_record": self.predictor.record.state_dict(),
         }
+        if self.quality is not None:
+            run_info["uncertainty"] = self.quality.summary()
         try:
             report.summary_csv, report.summary_json = write_summary(report.rows, self.output_dir, run_info)
         except (OSError, OutputError) as err:
@@ -286,12 +317,15 @@ def run_folder(
     verbose: bool = True,
     raise_if_none: bool = True,
     overwrite: bool = False,
+    uncertainty: bool = False,
+    uncertainty_settings: dict[str, Any] | None = None,
     **option_overrides: Any,
 ) -> InferenceReport:
     """Segment every readable image under ``input`` (file or folder) and write the results.
 
     Per case, under ``output_dir`` (mirroring sub-folders): ``<name>_mask.<png|nii.gz|nrrd|mha>``,
-    ``<name>_overlay.png``, optionally ``<name>_prob.*``; for the run ``summary.csv`` / ``summary.json`` and
+    ``<name>_overlay.png``, optionally ``<name>_prob.*`` and (``uncertainty``, :mod:`medseg_masksup.quality`)
+    ``<name>_uncertainty.*`` with a quality score and review flag per case; for the run ``summary.csv`` / ``summary.json`` and
     the manifest of the files written. A file that cannot be read is reported (path and reason) and the others
     are still written. The output folder is locked for the run; one holding results of an earlier run is
     refused unless ``overwrite`` (then exactly the files that run wrote are removed first), one holding results
@@ -311,4 +345,4 @@ def run_folder(
         cases = find_cases(input_path, out_root)
         return FolderRun(predictor, cases, input_path, out_root, checkpoint_names(ckpt), save_prob=save_prob,
                          overlay=overlay, verbose=verbose, raise_if_none=raise_if_none, overwrite=overwrite,
-                         earlier=earlier).run()
+                         earlier=earlier, uncertainty=uncertainty, uncertainty_settings=uncertainty_settings).run()

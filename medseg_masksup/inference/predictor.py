@@ -30,7 +30,7 @@ asked) before thresholding, as nnU-Net does; they must share the preprocessing o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -90,6 +90,13 @@ def map_intensity(image: np.ndarray, record: TrainingRecord, window: Sequence[fl
     return ((image - lo) * scale + a_min).astype(np.float32), [lo, hi]
 
 
+def to_input_grid(maps: torch.Tensor, native: Sequence[int]) -> torch.Tensor:
+    """``(B, 1, *network grid)`` maps back onto the input plane ``native`` (bilinear), as probabilities are."""
+    if tuple(maps.shape[2:]) != tuple(native):
+        maps = torch.nn.functional.interpolate(maps, size=tuple(native), mode="bilinear", align_corners=False)
+    return maps
+
+
 class Predictor:
     """Probabilities and masks for images of any size, from a backbone and its training record."""
 
@@ -131,8 +138,12 @@ class Predictor:
         return total / (len(flips) * len(self.networks))
 
     @torch.inference_mode()
-    def probabilities(self, image: np.ndarray) -> np.ndarray:
-        """Foreground probability ``(*spatial)`` for an image ``(C, *spatial)`` (3D: slice by slice)."""
+    def probabilities(self, image: np.ndarray, observe: Callable[[torch.Tensor, torch.Tensor], None] | None = None
+                      ) -> np.ndarray:
+        """Foreground probability ``(*spatial)`` for an image ``(C, *spatial)`` (3D: slice by slice).
+
+        ``observe(x, prob)``, if given, sees each batch of network inputs and its probabilities at the network's
+        resolution, before they are taken back to the input grid (:func:`to_input_grid`); it changes nothing."""
         image = np.nan_to_num(np.asarray(image, dtype=np.float32))
         planes = [image] if image.ndim == 3 else [image[..., k] for k in range(image.shape[-1])]
         native = planes[0].shape[1:]
@@ -142,9 +153,9 @@ class Predictor:
             x = torch.stack([b.as_tensor() if hasattr(b, "as_tensor") else torch.as_tensor(b) for b in batch])
             x = x.to(self.device, torch.float32)  # plain tensors: no MONAI metadata tracking in the forward pass
             prob = self._probabilities(x)
-            if tuple(prob.shape[2:]) != tuple(native):
-                prob = torch.nn.functional.interpolate(prob, size=native, mode="bilinear", align_corners=False)
-            out.append(prob[:, 0].float().cpu().numpy())
+            if observe is not None:
+                observe(x, prob)
+            out.append(to_input_grid(prob, native)[:, 0].float().cpu().numpy())
         probs = np.concatenate(out, axis=0)
         return probs[0] if image.ndim == 3 else np.moveaxis(probs, 0, -1)
 
@@ -161,11 +172,14 @@ class Predictor:
             tensor = FillHoles(applied_labels=[1])(tensor)
         return np.asarray(tensor[0]).astype(bool)
 
-    def segment(self, image: np.ndarray, stored_bits: int | None = None) -> tuple[np.ndarray, np.ndarray, list[float] | None]:
+    def segment(self, image: np.ndarray, stored_bits: int | None = None,
+                observe: Callable[[torch.Tensor, torch.Tensor], None] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, list[float] | None]:
         """Mask (bool, ``(*spatial)``), probability map and the intensity range mapped from (or ``None``);
-        ``stored_bits``: the input's bits per value as stored (``Case.stored_bits``; 8 is read as 0..255)."""
+        ``stored_bits``: the input's bits per value as stored (``Case.stored_bits``; 8 is read as 0..255);
+        ``observe``: see :meth:`probabilities` (the quality passes, :mod:`medseg_masksup.quality.passes`)."""
         image, mapped_from = map_intensity(np.asarray(image, dtype=np.float32), self.record, self.options.intensity_window,
                                            stored_bits)
-        prob = self.probabilities(image)
+        prob = self.probabilities(image, observe)
         mask = self.postprocess(prob >= self.threshold)  # >=, as MONAI's AsDiscrete in training validation
         return mask, prob, mapped_from

@@ -28,7 +28,7 @@ from .folder_lock import hold_lock, print_note
 from .manifest import MANIFEST_NAME, ManifestError, ManifestWriter, listed_path, read_manifest, still_written
 
 SUMMARY_FILES = ("summary.csv", "summary.json")
-RESULT_PATTERNS = ("*_mask.*", "*_overlay.png", "*_prob.*")
+RESULT_PATTERNS = ("*_mask.*", "*_overlay.png", "*_prob.*", "*_uncertainty.*")
 LOCK_NAME = ".medseg-masksup.lock"
 #: errors after which nothing more can be written into the folder: the run stops
 FOLDER_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})

@@ -49,11 +49,23 @@ COLUMNS = (
     "foreground_px", "foreground_physical", "physical_unit", "foreground_fraction", "n_components",
     "intensity_mapped_from", "seconds",
 )
+#: added after ``probability`` / before ``seconds`` when a run has quality scores (``infer --uncertainty``)
+QUALITY_COLUMNS = ("uncertainty", "quality_score", "review")
+
+
+def summary_columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """:data:`COLUMNS`, with :data:`QUALITY_COLUMNS` when any row has a quality score."""
+    if not any("quality_score" in r for r in rows):
+        return COLUMNS
+    at = COLUMNS.index("probability") + 1
+    return (*COLUMNS[:at], QUALITY_COLUMNS[0], *COLUMNS[at:-1], *QUALITY_COLUMNS[1:], COLUMNS[-1])
 
 
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (list, tuple)):
@@ -65,10 +77,11 @@ def write_summary(rows: list[dict[str, Any]], output_dir: str | Path, run_info: 
     """``summary.csv`` (one row per case, failures included) and ``summary.json`` (rows + run settings)."""
     output_dir = Path(output_dir)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
+    columns = summary_columns(rows)
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _cell(row.get(k)) for k in COLUMNS})
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
     csv_path = write_text(output_dir / "summary.csv", buffer.getvalue())
     json_path = write_json(output_dir / "summary.json", {**run_info, "cases": rows})
     return csv_path, json_path
