@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 from ..errors import UserError
+from .postprocessing import chosen_keep_largest
 
 MODES = ("auto", "resize", "sliding")
 
@@ -120,8 +121,6 @@ def options_from_args(args: argparse.Namespace) -> InferenceOptions:
     if getattr(args, "postprocessing", None):
         if values.get("keep_largest"):
             raise UserError("--keep_largest and --postprocessing both choose the post-processing; give one of them")
-        from ..study.postprocessing import chosen_keep_largest
-
         path, arm = args.postprocessing
         values["keep_largest"] = chosen_keep_largest(path, arm, tta=bool(values.get("tta")))
     return InferenceOptions(**values)

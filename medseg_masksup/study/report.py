@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .plan import REFERENCE_ARM
-from .postprocessing import postprocessing_record
+from ..inference.postprocessing import postprocessing_record
 from .statistics import bootstrap_ci, paired_difference
 
 METRICS = ("dice", "iou")
