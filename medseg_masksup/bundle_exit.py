@@ -22,16 +22,10 @@ USER_ERROR_STATUS = 2
 def user_error_in(err: BaseException | None) -> BaseException | None:
     """The first user error (one the commands print as a one-line message) in ``err``'s cause/context chain."""
     from .checkpoint import CheckpointError
-    from .errors import user_error_types
+    from .errors import error_chain, user_error_types
 
     kinds = (*user_error_types(), CheckpointError)
-    seen: set[int] = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, kinds):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
+    return next((link for link in error_chain(err) if isinstance(link, kinds)), None)
 
 
 def exit_status(err: BaseException) -> int:

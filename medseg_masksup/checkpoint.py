@@ -1,10 +1,16 @@
-"""The one home of checkpoint files: saving atomically, loading safely, rebuilding the network.
+"""The one home of checkpoint files and training run folders: saving atomically, loading safely, rebuilding
+the network; what a run folder holds and finding its finished or unfinished runs.
 
 A medseg-masksup checkpoint is a ``dict`` with ``model`` (the bare backbone's state dict) and
 ``training_record`` (:class:`~medseg_masksup.record.TrainingRecord` as a dict); ``last.pt`` adds the
 optimizer/trainer state for resuming. Files are read with ``torch.load(weights_only=True)``: a file
 holding pickled objects is refused, since loading it could run code. Every refusal is a
 :class:`~medseg_masksup.errors.CheckpointError` whose one-line message names the file and the problem.
+
+A training run folder (``<output_dir>/<dataset>/<method>/<timestamp>``) holds ``model.pt`` (:data:`BEST`, the
+best epoch's), ``last.pt`` (:data:`LAST`, every epoch's, to resume from) and, once training has finished,
+``summary.json`` (:data:`SUMMARY`, written last). The study runner, resuming and inference ask this module
+(:func:`newest_finished_run`, :func:`newest_unfinished_run`, :func:`run_summary`) instead of globbing.
 """
 
 from __future__ import annotations
@@ -20,16 +26,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, error_chain
 from .io.atomic import atomic_target
 from .record import TrainingRecord
 
 __all__ = [
     "CheckpointError", "save_checkpoint", "resolve_checkpoint", "load_checkpoint", "load_weights", "read_checkpoint",
     "load_network", "load_ensemble", "checkpoint_names", "network_from_checkpoint", "training_run_id", "REQUIRED_RECORD_KEYS",
+    "BEST", "LAST", "SUMMARY", "is_finished_run", "is_unfinished_run", "training_runs", "newest_finished_run",
+    "newest_unfinished_run", "run_summary",
 ]
 
+#: the best epoch's checkpoint in a run folder (what inference loads from a run folder)
 BEST = "model.pt"
+#: the latest epoch's checkpoint, with the trainer state to resume from
+LAST = "last.pt"
+#: the run's summary (best validation Dice and epoch, MLflow run id), written last: the run has finished
+SUMMARY = "summary.json"
+#: training's run folders under its ``output_dir``: ``<dataset>/<method>/<timestamp>``
+RUN_FOLDERS = "*/*/*"
 #: record fields inference needs to rebuild the network and its preprocessing
 REQUIRED_RECORD_KEYS = (
     "network", "network_size", "spatial_dims", "in_channels", "out_channels", "img_size",
@@ -42,11 +57,18 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """``torch.save`` through a temporary file beside ``path``, flushed to disk, then renamed over it."""
-    with atomic_target(path) as tmp, open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+    """``torch.save`` through a temporary file beside ``path``, flushed to disk, then renamed over it.
+    A failed write (a full disk) leaves ``path`` as it was and raises the ``OSError`` with ``path`` as its file name."""
+    try:
+        with atomic_target(path) as tmp, open(tmp, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except (OSError, RuntimeError) as err:  # torch's C++ writer turns the OSError of a failed write into a RuntimeError
+        cause = next((e for e in error_chain(err) if isinstance(e, OSError) and e.errno), None)
+        if cause is None:
+            raise
+        raise OSError(cause.errno, os.strerror(cause.errno), os.fspath(path)) from err
     return Path(path)
 
 
@@ -214,7 +236,7 @@ def training_run_id(ckpt_path: str | os.PathLike, record: TrainingRecord) -> str
     if record.mlflow_run_id:
         return record.mlflow_run_id
     folder = Path(ckpt_path).parent if Path(ckpt_path).is_file() else Path(ckpt_path)
-    for name in ("training_record.json", "summary.json"):
+    for name in ("training_record.json", SUMMARY):
         try:
             value = json.loads((folder / name).read_text()).get("mlflow_run_id")
         except (OSError, ValueError, AttributeError):
@@ -222,3 +244,43 @@ def training_run_id(ckpt_path: str | os.PathLike, record: TrainingRecord) -> str
         if value:
             return str(value)
     return ""
+
+
+# ----------------------------------------------------------------------------- training run folders
+
+
+def is_finished_run(run_dir: str | os.PathLike) -> bool:
+    """Whether training finished in ``run_dir``: its :data:`SUMMARY` (written last) and :data:`BEST` are there."""
+    return (Path(run_dir) / SUMMARY).is_file() and (Path(run_dir) / BEST).is_file()
+
+
+def is_unfinished_run(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir`` holds a training to resume: a :data:`LAST` checkpoint and no :data:`SUMMARY`."""
+    return (Path(run_dir) / LAST).exists() and not (Path(run_dir) / SUMMARY).exists()
+
+
+def training_runs(output_dir: str | os.PathLike) -> list[Path]:
+    """The run folders training made under ``output_dir`` (``<dataset>/<method>/<timestamp>``), oldest first."""
+    return sorted(p for p in Path(output_dir).glob(RUN_FOLDERS) if p.is_dir())
+
+
+def newest_finished_run(output_dir: str | os.PathLike) -> Path | None:
+    """The newest run folder under ``output_dir`` whose training finished (:func:`is_finished_run`), or ``None``."""
+    return next((p for p in reversed(training_runs(output_dir)) if is_finished_run(p)), None)
+
+
+def newest_unfinished_run(output_dir: str | os.PathLike) -> Path | None:
+    """The newest run folder under ``output_dir`` with a training to resume (:func:`is_unfinished_run`), or ``None``."""
+    return next((p for p in reversed(training_runs(output_dir)) if is_unfinished_run(p)), None)
+
+
+def run_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The :data:`SUMMARY` of a finished run (``best_val_dice``, ``best_epoch``, ``mlflow_run_id`` ...)."""
+    path = Path(run_dir) / SUMMARY
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable run summary ({err})") from None
+    if not isinstance(summary, dict):
+        raise CheckpointError(f"{path}: not a run summary (it holds a {type(summary).__name__})")
+    return summary

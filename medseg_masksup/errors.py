@@ -6,6 +6,8 @@ Every error here derives from :class:`UserError`; the commands print its message
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 class UserError(ValueError):
     """A problem with the user's input or settings; the message says which file and what is wrong."""
@@ -42,3 +44,12 @@ class ExportParityError(UserError):
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is shown as a one-line error (no traceback) by the commands."""
     return (UserError,)
+
+
+def error_chain(err: BaseException | None) -> Iterator[BaseException]:
+    """``err`` and the errors it was raised from or while handling (``__cause__``, else ``__context__``), in order."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__

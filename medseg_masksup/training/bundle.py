@@ -11,6 +11,7 @@ from torch.utils.data import RandomSampler
 
 from ..method.masking import MaskGenerator
 from ..data.synthetic import ensure_synthetic_dataset
+from .run_claim import claim
 
 METHODS = ("masksup", "context", "baseline")
 
@@ -77,11 +78,12 @@ def new_run_dir(output_dir: str, dataset: str, method: str) -> str:
         n += 1
         run_dir = base / f"{stamp}-{n}"
     run_dir.mkdir(parents=True)
-    return os.fspath(run_dir)
+    return claim(run_dir)  # held while this process lives: a folder left by a dead run can be told apart
 
 
 def run_dir(resume_dir: str, output_dir: str, dataset: str, method: str) -> str:
-    """The run folder: the resumed one, or a fresh one made once (by rank 0 under torchrun, shared with all)."""
+    """The run folder: the resumed one, or a fresh one made once (by rank 0 under torchrun, shared with all),
+    claimed by this process (:mod:`.run_claim`; a folder another live training holds is refused)."""
     from .distributed import broadcast_from_main
 
-    return broadcast_from_main(lambda: resume_dir or new_run_dir(output_dir, dataset, method))
+    return broadcast_from_main(lambda: claim(resume_dir) if resume_dir else new_run_dir(output_dir, dataset, method))

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from monai.utils import min_version, optional_import
 
-from ..checkpoint import BEST, CheckpointError, load_checkpoint, save_checkpoint
+from ..checkpoint import BEST, LAST, CheckpointError, load_checkpoint, save_checkpoint
 from .distributed import is_main_process, rank_seed
 from .ema import WeightEMA
+from .run_claim import in_use
 from ..record import TrainingRecord
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-LAST = "last.pt"
 #: record fields that must agree between a run and the run that resumes it
 RESUME_MUST_MATCH = ("network", "network_size", "in_channels", "out_channels", "img_size", "spatial_mode", "scale",
                      "bit_depth", "method", "mask_kind",
@@ -70,12 +70,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def find_resume_dir(resume: Any, output_dir: str, dataset: str, method: str) -> str:
     """Which run folder to continue: ``""``/``False`` none; ``True``/``"auto"`` the newest run of this dataset
-    and method that holds a ``last.pt`` and has not finished; otherwise a run folder (or its ``last.pt``)."""
+    and method that holds a ``last.pt``, has not finished and is not being trained by a live process; otherwise
+    a run folder (or its ``last.pt``)."""
     if resume in (None, "", False, "false", "False", "no"):
         return ""
     if resume in (True, "true", "True", "auto", "last", "yes"):
         base = Path(output_dir) / dataset / method
-        candidates = sorted(p.parent for p in base.glob(f"*/{LAST}") if not (p.parent / "summary.json").exists())
+        candidates = sorted(p.parent for p in base.glob(f"*/{LAST}") if not (p.parent / "summary.json").exists()
+                            and not (is_main_process() and in_use(p.parent)))  # rank 0 judges: the others would see its claim
         if not candidates:
             raise CheckpointError(f"--resume {resume}: no unfinished run with a {LAST} under {base}")
         return os.fspath(candidates[-1])

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 from monai.handlers import MLFlowHandler
 
-from .store import ensure_store, store_lock
+from .run_claim import abandoned, release, remove_abandoned_empty_folders, remove_if_empty
+from .store import ensure_store, sqlite_path, store_lock
 from .tracking_probe import require_reachable  # noqa: F401 - the bundle probes the server through this module
 
 
 def sqlite_uri(path: str) -> str:
     """``sqlite:///<absolute path>``: MLflow 3's local store (plain file stores are refused since 3.13)."""
     return "sqlite:///" + os.path.abspath(path)
+
+
+#: tags naming where a run trains, so a later start can tell that its training died (:mod:`.run_claim`)
+RUN_DIR_TAG, HOST_TAG = "medseg_masksup.run_dir", "medseg_masksup.host"
 
 
 def training_view_url(experiment_id: str, server: str = "http://127.0.0.1:5000") -> str:
@@ -81,6 +88,8 @@ class MLflowRunHandler(MLFlowHandler):
             elif self.run_id:
                 self.cur_run = self.client.get_run(self.run_id)
                 self.client.update_run(self.run_id, status="RUNNING")
+                for key, value in self.tags.items():  # e.g. where it trains now
+                    self.client.set_tag(self.run_id, key, value)
                 self._logged_steps = self._last_steps()
                 self._keep_new_params()
             else:
@@ -127,28 +136,102 @@ class MLflowRunHandler(MLFlowHandler):
             self.client.set_terminated(self.cur_run.info.run_id, status)
             self.cur_run = None
 
+    def trains_in(self, run_dir: str) -> None:
+        """Tag the run with ``run_dir`` and this host, so a later start can tell whether its training died."""
+        self.tags.update({RUN_DIR_TAG: os.path.abspath(run_dir), HOST_TAG: socket.gethostname()})
+
+    def close_abandoned_runs(self) -> list[str]:
+        """Close as KILLED this experiment's runs left RUNNING by a training on this host that died (SIGKILL, a
+        power cut: its run folder's claim is free, :mod:`.run_claim`), and remove a run folder such a training
+        left empty; one line on stderr for each. Returns the ids of the runs closed."""
+        experiment = self.client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            return []
+        closed, host = [], socket.gethostname()
+        for run in self.client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
+            folder = run.data.tags.get(RUN_DIR_TAG)
+            if not folder or run.data.tags.get(HOST_TAG) != host or not abandoned(folder):
+                continue
+            self.client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+            if remove_if_empty(folder):
+                left = f"its empty run folder {folder} was removed"
+            elif (Path(folder) / "last.pt").is_file():
+                left = f"resume it with --resume {folder}"
+            else:
+                left = f"its run folder {folder} holds no checkpoint to resume"
+            print(f"closed MLflow run {run.info.run_id} ({run.info.run_name}) as KILLED: its training died without "
+                  f"ending it; {left}", file=sys.stderr, flush=True)
+        return closed
+
+
+def _tidy_up_after_dead_runs(mlflow_handler: MLflowRunHandler | None, run_dir: str) -> None:
+    """Before a run starts: close the MLflow runs of trainings that died, remove the run folders they left empty,
+    and tag the new run so a later start can do the same for it (rank 0 only under torchrun)."""
+    from .distributed import is_main_process
+
+    if not is_main_process():
+        return
+    if mlflow_handler is not None:
+        mlflow_handler.close_abandoned_runs()
+        mlflow_handler.trains_in(run_dir)
+    for folder in remove_abandoned_empty_folders(Path(run_dir).parent):
+        print(f"removed {folder}: an empty run folder left by a training that died before writing anything",
+              file=sys.stderr, flush=True)
+
+
+def _end_run(mlflow_handler: MLflowRunHandler | None, status: str) -> None:
+    """Mark the MLflow run ``status``; a store that cannot be written (a full disk) does not hide the first error."""
+    if mlflow_handler is not None:
+        try:
+            mlflow_handler.fail(status)
+        except Exception:  # noqa: BLE001 - the error that ended training is what gets reported
+            pass
+
 
 def run_training(trainer, mlflow_handler: MLflowRunHandler | None = None, run_dir: str | None = None) -> None:
-    """``trainer.run()``; on an error the MLflow run is marked FAILED, and a bad loss or bad data ends the
-    program with its one-line message instead of a stack trace. Ctrl-C or SIGTERM marks the run KILLED and ends
-    the program (status 130 or 143) with one line: the epoch it stopped in and the command that resumes ``run_dir``."""
+    """``trainer.run()``; on an error the MLflow run is marked FAILED, and a bad loss, bad data or a full disk ends
+    the program with its one-line message instead of a stack trace. Ctrl-C or SIGTERM marks the run KILLED and ends
+    the program (status 130 or 143) with one line: the epoch it stopped in and the command that resumes ``run_dir``.
+
+    Before training, the runs of trainings that died (killed before they could end their MLflow run) are closed
+    as KILLED and the run folders they left empty are removed; when training ends, ``run_dir``'s claim is given
+    up, and the folder removed if the run wrote nothing into it (:mod:`.run_claim`)."""
     from ..errors import CheckpointError
+    from .checkpoints import LAST
+    from .disk_full import PendingWrite, disk_full_error, disk_full_message
+    from ..io.atomic import watched_writes
     from .interrupt import Interrupted, exit_status, interrupt_on_signals, resume_command
     from ..method.trainer import NonFiniteLossError
 
+    if run_dir:
+        _tidy_up_after_dead_runs(mlflow_handler, run_dir)
+    writing = PendingWrite()
     try:
-        with interrupt_on_signals(quiet=True):
+        with interrupt_on_signals(quiet=True), watched_writes(writing):
             trainer.run()
     except KeyboardInterrupt as err:
-        if mlflow_handler is not None:
-            mlflow_handler.fail("KILLED")
-        where = f"; resume with: {resume_command(run_dir)}" if run_dir else ""
+        _end_run(mlflow_handler, "KILLED")
+        removed = bool(run_dir) and release(run_dir)
+        if not run_dir:
+            where = ""
+        elif (Path(run_dir) / LAST).is_file():
+            where = f"; resume with: {resume_command(run_dir)}"
+        else:
+            where = (f" before its first checkpoint: nothing to resume"
+                     + (f" (its empty run folder {run_dir} was removed)" if removed else f" in {run_dir}"))
         by = f" by {err.args[0]}" if isinstance(err, Interrupted) and err.signum != signal.SIGINT else ""
         print(f"\ninterrupted at epoch {trainer.state.epoch}{by}{where}", file=sys.stderr, flush=True)  # below the progress bar
         raise SystemExit(exit_status(err)) from None
     except BaseException as err:
-        if mlflow_handler is not None:
-            mlflow_handler.fail()
+        _end_run(mlflow_handler, "FAILED")
+        if run_dir:
+            release(run_dir)
+        if run_dir and disk_full_error(err) is not None:
+            store = sqlite_path(mlflow_handler.client.tracking_uri) if mlflow_handler is not None else None
+            raise SystemExit(f"error: {disk_full_message(err, run_dir, resume_command(run_dir), store, writing.path)}") from None
         if isinstance(err, (NonFiniteLossError, CheckpointError)):
             raise SystemExit(f"error: {err}") from None
         raise
+    if run_dir:
+        release(run_dir)
