@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from medseg_masksup.inference.mlflow_model import log_backbone_model, save_backbone_model, using_tracking_uri
+from medseg_masksup.training.mlflow_model import log_backbone_model, save_backbone_model, using_tracking_uri
 from medseg_masksup.networks import build_network
 from medseg_masksup.record import TrainingRecord
 from medseg_masksup.training.tracking import sqlite_uri

@@ -28,7 +28,7 @@ def test_readme_mlflow_snippet_loads_the_newest_training_run_s_model(tmp_path):
     masksup-synthetic-glands), with a newer evaluation run (no model) filed after the training run."""
     import mlflow
 
-    from medseg_masksup.inference.mlflow_model import log_backbone_model
+    from medseg_masksup.training.mlflow_model import log_backbone_model
     from medseg_masksup.networks import build_network
     from medseg_masksup.record import TrainingRecord
     from medseg_masksup.training.portable_store import create_experiment

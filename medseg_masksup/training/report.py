@@ -11,12 +11,13 @@ from pathlib import Path
 import torch
 from monai.utils import min_version, optional_import
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import BEST, SUMMARY, load_checkpoint
 from .figures import learning_curves, overlay_panel
 from ..io.atomic import write_json
 from ..method.masking import MaskGenerator
 from ..data.preprocessing import make_inferer
 from ..record import TrainingRecord
+from .mlflow_model import log_backbone_model
 from .threshold_baseline import dice, threshold_dice
 from .tracking import MLflowRunHandler, training_view_url
 
@@ -45,7 +46,7 @@ class TrainingReport:
         record: TrainingRecord,
         mlflow_handler: MLflowRunHandler | None = None,
         n_overlays: int = 4,
-        checkpoint_name: str = "model.pt",
+        checkpoint_name: str = BEST,
         config_files: list[str] | None = None,
         register_model: str = "",
     ) -> None:
@@ -92,11 +93,16 @@ class TrainingReport:
             row["threshold_baseline_dice"] = self.threshold_dice
         self.history.append(row)
 
+    def _network(self, weights: dict[str, torch.Tensor] | None, device: torch.device | str) -> torch.nn.Module:
+        """A copy of the network on ``device`` with ``weights`` (the best checkpoint's; as it is without them)."""
+        net = copy.deepcopy(self.network_def).to(device)
+        if weights is not None:
+            net.load_state_dict(weights)
+        return net
+
     @torch.no_grad()
-    def _overlays(self, device: torch.device) -> list[Path]:
-        net = copy.deepcopy(self.network_def).to(device).eval()
-        if self.checkpoint_path.is_file():
-            net.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=device)["model"])
+    def _overlays(self, device: torch.device, weights: dict[str, torch.Tensor] | None) -> list[Path]:
+        net = self._network(weights, device).eval()
         masker = MaskGenerator(self.record.mask_kind, self.record.mask_ratio, seed=self.record.seed)
         inferer = make_inferer(self.record)
         paths = []
@@ -117,14 +123,10 @@ class TrainingReport:
             )
         return paths
 
-    def _log_model(self, engine, client, run_id: str, best_epoch: int) -> None:
+    def _log_model(self, engine, client, run_id: str, best_epoch: int, weights: dict[str, torch.Tensor] | None) -> None:
         """The best backbone as an MLflow LoggedModel of the run (registered as ``register_model`` if set);
         a network torch.export cannot trace only costs a warning."""
-        from ..inference.mlflow_model import log_backbone_model
-
-        net = copy.deepcopy(self.network_def).cpu()
-        if self.checkpoint_path.is_file():
-            net.load_state_dict(load_checkpoint(self.checkpoint_path)["model"])
+        net = self._network(weights, "cpu")
         try:
             info = log_backbone_model(client, run_id, net, self.record, step=best_epoch,
                                       registered_model_name=self.register_model or None)
@@ -136,7 +138,8 @@ class TrainingReport:
     def completed(self, engine) -> None:
         figures = self.run_dir / "figures"
         curves = learning_curves(self.history, figures / "learning_curves.png", title=f"{self.record.method} on {self.record.dataset}")
-        overlays = self._overlays(engine.state.device)
+        weights = load_checkpoint(self.checkpoint_path)["model"] if self.checkpoint_path.is_file() else None  # read once
+        overlays = self._overlays(engine.state.device, weights)
         summary = {
             "method": self.record.method,
             "best_val_dice": float(self.validator.state.best_metric),
@@ -147,7 +150,7 @@ class TrainingReport:
             "mlflow_run_id": self.mlflow.run_id if self.mlflow else None,
         }
         self.record.mlflow_run_id = summary["mlflow_run_id"] or ""
-        staged = write_json(self.run_dir / "config" / "summary.json", summary)  # run_dir/summary.json comes last
+        staged = write_json(self.run_dir / "config" / SUMMARY, summary)  # run_dir/summary.json comes last
         write_json(self.run_dir / "training_record.json", self.record.state_dict())
         write_json(self.run_dir / "history.json", self.history)
         config_dir = self.run_dir / "config"
@@ -169,10 +172,10 @@ class TrainingReport:
             client.log_artifacts(run_id, str(config_dir), "config")
             if self.checkpoint_path.is_file():
                 client.log_artifact(run_id, str(self.checkpoint_path), "checkpoints")
-            self._log_model(engine, client, run_id, summary["best_epoch"])
+            self._log_model(engine, client, run_id, summary["best_epoch"], weights)
             self.mlflow.close()  # FINISHED before summary.json marks the run folder finished
         # the finished marker, written last: a run stopped before this point is resumed into this state
-        write_json(self.run_dir / "summary.json", summary)
+        write_json(self.run_dir / SUMMARY, summary)
         staged.unlink()
         engine.logger.info(
             f"best validation Dice {summary['best_val_dice']:.4f} at epoch {summary['best_epoch']} "
