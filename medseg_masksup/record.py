@@ -54,6 +54,8 @@ class TrainingRecord:
     mask_kind: str = "freeform"
     mask_ratio: list[float] = field(default_factory=lambda: [0.4, 0.6])
     mask_warmup_epochs: int = 0
+    #: MaskSup only: the last N epochs trained the clean branch alone
+    clean_final_epochs: int = 0
     concat_branches: bool = False
     augmentation: str = "light"
     stain_jitter: bool = False

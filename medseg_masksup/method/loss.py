@@ -60,12 +60,14 @@ class MaskSupLoss(nn.Module):
             raise ValueError(f"unknown consistency {consistency!r}; choose one of {', '.join(CONSISTENCY_TARGETS)}")
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
         self.consistency = consistency
+        #: ``False``: the masked branch is switched off for now (no masked logits expected), see ``CleanFinalEpochs``
+        self.masked_active = True
         self.seg_loss = make_seg_loss(seg_loss) if isinstance(seg_loss, str) else seg_loss
 
     @property
     def needs_masked_branch(self) -> bool:
-        """Whether the masked forward contributes anything (``beta > 0`` or ``gamma > 0``)."""
-        return self.beta > 0 or self.gamma > 0
+        """Whether the masked forward contributes anything now (``beta > 0`` or ``gamma > 0``, and not switched off)."""
+        return self.masked_active and (self.beta > 0 or self.gamma > 0)
 
     def forward(
         self, logits: torch.Tensor, masked_logits: torch.Tensor | None, target: torch.Tensor

@@ -48,6 +48,8 @@ class MaskSup(nn.Module):
         self.masker = masker
         self.concat = concat
         self.masked_share = float(masked_share)
+        #: ``False`` skips the masked branch (a plain supervised step), e.g. in MaskSup's clean final epochs
+        self.masked_active = True
 
     def masked_count(self, batch: int) -> int:
         """How many images of a batch of ``batch`` go through the masked branch (at least one)."""
@@ -56,7 +58,7 @@ class MaskSup(nn.Module):
     def forward(self, x: torch.Tensor):
         if not self.training:
             return self.backbone(x)
-        if self.masker is None:
+        if self.masker is None or not self.masked_active:
             return MaskSupOutput(primary_output(self.backbone(x)), None, None)
         masked_x, mask = self.masker.apply(x[: self.masked_count(x.shape[0])])
         if self.concat:

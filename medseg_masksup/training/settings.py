@@ -17,11 +17,11 @@ from typing import Any
 
 from ..data.datalist import BIT_DEPTHS
 from ..data.preprocessing import SPATIAL_MODES
+from .bundle import METHODS
 from ..method.loss import CONSISTENCY_TARGETS, SEG_LOSSES
 from ..method.masking import MASK_KINDS
 from ..networks import NETWORKS, SIZES, required_divisor
 from .augmentation import AUGMENTATIONS
-from .bundle import METHODS
 from .schedule import LR_SCHEDULES
 
 #: the kinds a setting can have (shown in the help and the options table)
@@ -61,12 +61,20 @@ def _img_size_problem(size: Any, values: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _warmup_problem(warmup: Any, values: Mapping[str, Any]) -> str | None:
-    epochs = values.get("epochs")
-    if (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0
-            or (isinstance(epochs, int) and warmup >= max(epochs, 1))):
-        return f"--warmup_epochs must be an integer >= 0 and below --epochs, got {warmup!r}"
-    return None
+def _below_epochs(name: str) -> Callable[[Any, Mapping[str, Any]], str | None]:
+    """The rule of a count of epochs that must stay below ``epochs`` (``warmup_epochs``, ``clean_final_epochs``)."""
+
+    def problem(count: Any, values: Mapping[str, Any]) -> str | None:
+        epochs = values.get("epochs")
+        if (isinstance(count, bool) or not isinstance(count, int) or count < 0
+                or (isinstance(epochs, int) and count >= max(epochs, 1))):
+            return f"--{name} must be an integer >= 0 and below --epochs, got {count!r}"
+        return None
+
+    return problem
+
+
+_warmup_problem = _below_epochs("warmup_epochs")
 
 
 def _bit_depth_problem(bit_depth: Any, values: Mapping[str, Any]) -> str | None:
@@ -192,6 +200,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mask_warmup_epochs", 0, "MaskSup only: the hidden share grows linearly from 0 (epoch 1) to `mask_ratio` "
             "(epoch `mask_warmup_epochs + 1`); follows the epoch, so resume stays on schedule. Not yet measured on real data",
             kind="int", low=0, recorded=True),
+    Setting("clean_final_epochs", 0, "MaskSup only: the last N epochs train the clean branch alone (the plain "
+            "supervised step, at its cost), so the clean objective has the last word",
+            kind="int", rule=_below_epochs("clean_final_epochs"), allowed_text="an integer >= 0, below `epochs`",
+            recorded=True),
     Setting("concat_branches", False, "one forward of `[x; x_m]` instead of two (faster on GPU; BatchNorm sees both "
             "halves)", kind="bool", recorded=True),
     # the network and how images meet it
