@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bundle_files import bundle_file
+from ..checkpoint import BEST, LAST, newest_finished_run, newest_unfinished_run, run_summary
 from ..errors import UserError
 from ..training.interrupt import exit_status, interrupt_on_signals
 from .plan import RunSpec, StudyPlan, check_resumable
@@ -51,7 +52,8 @@ PLAN_FILE = "study.json"
 #: held by the one ``compare`` that runs the study
 LOCK_FILE = "study.lock"
 RESULT_FILE = "result.json"
-CHECKPOINTS = {"best": "model.pt", "final": "last.pt"}
+#: the run folder's checkpoint each evaluation scores (:mod:`medseg_masksup.checkpoint` names them)
+CHECKPOINTS = {"best": BEST, "final": LAST}
 
 
 @dataclass(frozen=True)
@@ -105,25 +107,15 @@ def run_tags(plan: StudyPlan, spec: RunSpec) -> dict[str, str]:
             "fold": str(spec.fold), "epochs": str(spec.epochs)}
 
 
-def _finished_training(train_dir: Path) -> Path | None:
-    found = sorted(p.parent for p in train_dir.glob("*/*/*/summary.json") if (p.parent / "model.pt").is_file())
-    return found[-1] if found else None
-
-
-def _unfinished_training(train_dir: Path) -> Path | None:
-    found = sorted(p.parent for p in train_dir.glob("*/*/*/last.pt") if not (p.parent / "summary.json").exists())
-    return found[-1] if found else None
-
-
 def train(plan: StudyPlan, spec: RunSpec, study_dir: Path, workers: int | None = None) -> Path:
     """Train one run with the bundle in a child process (resuming its ``last.pt`` if there is one); the run folder.
     ``workers``: data-loader processes for this invocation (``num_workers``; None: the bundle's or the plan's)."""
     folder = run_dir(study_dir, spec)
     train_dir = folder / "train"
-    done = _finished_training(train_dir)
+    done = newest_finished_run(train_dir)
     if done is not None:
         return done
-    resume = _unfinished_training(train_dir)
+    resume = newest_unfinished_run(train_dir)
     if resume is None:
         close_stale_runs(plan, spec, study_dir)
     overrides = {**plan.overrides, **spec.arm.overrides, "method": spec.arm.method, "epochs": spec.epochs, "seed": spec.seed,
@@ -141,7 +133,7 @@ def train(plan: StudyPlan, spec: RunSpec, study_dir: Path, workers: int | None =
         log.write(f"\n$ {' '.join(command)}\n")
         log.flush()
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TQDM_DISABLE": "1"})
-    finished = _finished_training(train_dir)
+    finished = newest_finished_run(train_dir)
     if code != 0 or finished is None:
         raise UserError(f"training {spec.key} failed (exit status {code}); see {folder / 'train.log'}")
     return finished
@@ -228,7 +220,7 @@ def run_one(plan: StudyPlan, spec: RunSpec, study_dir: Path, workers: int | None
     started = time.perf_counter()
     training_dir = train(plan, spec, study_dir, workers)
     trained = time.perf_counter()
-    summary = json.loads((training_dir / "summary.json").read_text())
+    summary = run_summary(training_dir)
     result = {"key": spec.key, "arm": spec.arm.name, "method": spec.arm.method, "seed": spec.seed, "fold": spec.fold,
               "epochs": spec.epochs, "training_dir": _relative(training_dir, study_dir), "best_val_dice": summary.get("best_val_dice"),
               "best_epoch": summary.get("best_epoch"), "mlflow_run_id": summary.get("mlflow_run_id"),
