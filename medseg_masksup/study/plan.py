@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..method import METHODS
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,6 @@ class Arm:
     overrides: dict = field(default_factory=dict, hash=False)
 
 
-#: the methods an arm can train (the bundle's ``method``)
-METHODS = ("baseline", "context", "masksup")
 #: bundle settings the study sets per run; neither the study's nor an arm's overrides may set them
 RESERVED = frozenset({"method", "epochs", "seed", "val_fold", "datalist", "output_dir", "tracking_uri", "resume"})
 
@@ -156,7 +155,7 @@ def _check_custom_arm(name: str, definition: dict) -> None:
     if not name or any(c in name for c in "/\\ ") or name != name.strip("."):
         raise UserError(f"arm name {name!r} must be a plain folder name (no spaces or slashes)")
     if definition.get("method") not in METHODS:
-        raise UserError(f"arm {name}: method must be one of {', '.join(METHODS)}, got {definition.get('method')!r}")
+        raise UserError(f"arm {name}: method must be one of {', '.join(sorted(METHODS))}, got {definition.get('method')!r}")
     clash = sorted(RESERVED & set(definition.get("overrides", {})))
     if clash:
         raise UserError(f"arm {name}: the study sets {', '.join(clash)} itself; remove them from the arm's settings")

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from torch.utils.data import RandomSampler
 
+from ..method import METHODS
 from ..method.masking import MaskGenerator
 from ..data.synthetic import ensure_synthetic_dataset
 from .run_claim import claim
-
-METHODS = ("masksup", "context", "baseline")
 
 
 def check_method(method: str) -> str:

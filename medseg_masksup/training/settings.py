@@ -17,7 +17,7 @@ from typing import Any
 
 from ..data.datalist import BIT_DEPTHS
 from ..data.preprocessing import SPATIAL_MODES
-from .bundle import METHODS
+from ..method import METHODS
 from ..method.loss import CONSISTENCY_TARGETS, SEG_LOSSES
 from ..method.masking import MASK_KINDS
 from ..networks import NETWORKS, SIZES, required_divisor
