@@ -70,3 +70,15 @@ def test_new_experiments_open_in_the_model_training_view(tmp_path):
     experiment = client.get_experiment(create_experiment(client, "exp"))
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert experiment.artifact_location == (tmp_path / "mlruns").as_uri()
+
+
+def test_the_store_folder_comes_from_the_one_sqlite_uri_parser(tmp_path):
+    """store.sqlite_path is the only reader of a sqlite:/// URI: a query string is not part of the file name, and
+    an in-memory store has no folder to keep artifacts in."""
+    from medseg_masksup.training.portable_store import default_artifact_location
+
+    db = tmp_path / "runs" / "mlflow.db"
+    assert default_artifact_location(sqlite_uri(str(db)) + "?timeout=30") == (db.parent / "mlruns").as_uri()
+    assert default_artifact_location("sqlite:///:memory:") is None
+    assert default_artifact_location("http://127.0.0.1:5000") is None
+    assert default_artifact_location(sqlite_uri(str(db)), "file:///elsewhere") == "file:///elsewhere"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -21,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..devices import choose_device
+from .store import sqlite_path
 
 T = TypeVar("T")
 
@@ -139,8 +139,9 @@ def touch_tracking_store(tracking_uri: str) -> None:
     """
     import mlflow
 
-    if tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_path(tracking_uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     mlflow.MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
 
 
@@ -183,7 +184,6 @@ MAIN_ONLY_HANDLERS = (
     ("monai.handlers", "StatsHandler"),
     ("monai.handlers", "TensorBoardHandler"),
     ("ignite.handlers", "ProgressBar"),
-    ("medseg_masksup.training.report", "TrainingReport"),
 )
 
 
@@ -201,12 +201,12 @@ def _main_only_handler_types() -> tuple[type, ...]:
 
 def active_handlers(handlers: Iterable[Any] | None) -> list[Any]:
     """The handlers this rank should attach: ``None`` entries (disabled in the config) are dropped, and
-    on ranks other than 0 so is anything that writes or logs (:data:`MAIN_ONLY_HANDLERS`: MLflow, report,
-    stats, progress bar). ``TrainingCheckpoints`` stays on every rank: rank 0 writes, all ranks restore. Validation itself, and its metric all-gather, still run on
+    on ranks other than 0 so is anything that writes or logs (:data:`MAIN_ONLY_HANDLERS`: MLflow, stats, progress
+    bar; and our handlers that say ``main_process_only``, the training report). ``TrainingCheckpoints`` stays on every rank: rank 0 writes, all ranks restore. Validation itself, and its metric all-gather, still run on
     every rank.
     """
     kept = [h for h in (handlers or []) if h is not None]
     if is_main_process():
         return kept
     main_only_types = _main_only_handler_types()
-    return [h for h in kept if not isinstance(h, main_only_types)]
+    return [h for h in kept if not isinstance(h, main_only_types) and not getattr(h, "main_process_only", False)]

@@ -10,7 +10,7 @@ model versions at the folder the store is in *now*. Experiments created with an 
 
 from __future__ import annotations
 
-from pathlib import Path
+from .store import sqlite_path
 
 ARTIFACTS_TAG = "medseg_masksup.artifacts"
 RELATIVE = "store-relative:mlruns"
@@ -20,16 +20,11 @@ ARTIFACT_DIR = "mlruns"
 _COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"), ("logged_models", "artifact_location"))
 
 
-def store_path(tracking_uri: str) -> Path | None:
-    """The SQLite file of a ``sqlite:///`` URI, else None."""
-    return Path(tracking_uri[len("sqlite:///"):]) if tracking_uri.startswith("sqlite:///") else None
-
-
 def default_artifact_location(tracking_uri: str, artifact_location: str | None = None) -> str | None:
     """``artifact_location`` if given, else ``<store folder>/mlruns`` (a ``file://`` URI) for a SQLite store."""
     if artifact_location:
         return artifact_location
-    db = store_path(tracking_uri)
+    db = sqlite_path(tracking_uri)
     return (db.parent.resolve() / ARTIFACT_DIR).as_uri() if db is not None else None
 
 
@@ -37,7 +32,7 @@ def experiment_tags(tracking_uri: str, artifact_location: str | None) -> dict[st
     """Tags for a new experiment: the model-training view of the MLflow UI, and store-relative
     artifacts unless an explicit location was asked for."""
     tags = {"mlflow.experimentKind": "custom_model_development"}
-    if not artifact_location and store_path(tracking_uri) is not None:
+    if not artifact_location and sqlite_path(tracking_uri) is not None:
         tags[ARTIFACTS_TAG] = RELATIVE
     return tags
 
@@ -54,7 +49,7 @@ def rebase_artifacts(tracking_uri: str) -> int:
     returns how many experiments were moved (0 when the store is where it was written)."""
     import sqlite3
 
-    db = store_path(tracking_uri)
+    db = sqlite_path(tracking_uri)
     if db is None or not db.is_file():
         return 0
     new_root = (db.parent.resolve() / ARTIFACT_DIR).as_uri()
