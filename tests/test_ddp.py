@@ -103,13 +103,16 @@ def test_non_main_ranks_attach_no_writing_or_logging_handler(monkeypatch, tmp_pa
     from ignite.handlers import ProgressBar
     from monai.handlers import CheckpointSaver, StatsHandler, ValidationHandler
 
+    from medseg_masksup.training.report import TrainingReport
+
     validation = ValidationHandler(interval=1)
     stats = StatsHandler()
     saver = CheckpointSaver(save_dir=str(tmp_path), save_dict={"m": nn.Linear(1, 1)})
     bar = ProgressBar()
-    handlers = [validation, None, stats, saver, bar]
+    report = TrainingReport.__new__(TrainingReport)  # no need to build one: its type decides
+    handlers = [validation, None, stats, saver, bar, report]
     monkeypatch.setenv("RANK", "0")
-    assert D.active_handlers(handlers) == [validation, stats, saver, bar]
+    assert D.active_handlers(handlers) == [validation, stats, saver, bar, report]
     monkeypatch.setenv("RANK", "1")
     assert not D.is_main_process()
     assert D.active_handlers(handlers) == [validation]

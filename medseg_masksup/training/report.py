@@ -37,6 +37,9 @@ class TrainingReport:
     Attach it *before* the MLflow handler so the run is still open when it logs.
     """
 
+    #: writes files and logs to MLflow: attached on rank 0 only under torchrun (:func:`.distributed.active_handlers`)
+    main_process_only = True
+
     def __init__(
         self,
         run_dir: str,
