@@ -1,14 +1,18 @@
-"""Soak test (opt-in: ``pytest -m slow tests/test_soak.py``): short trainings and inferences killed at random.
+"""Soak test (opt-in: ``pytest -m slow -s tests/test_soak.py``): short trainings and inferences killed at random.
 
-After the chaos, every unfinished run is resumed until none is left; then every checkpoint loads with
-``weights_only=True``, every MLflow run that reached its first checkpoint ended FINISHED or KILLED, and every
-mask and summary in the inference folder reads back. ``SOAK_TRAININGS`` / ``SOAK_INFERENCES`` set the counts
-(default 20 each).
+Trainings (half of them ``--resume auto``) are started and killed (SIGKILL or SIGINT) at a random moment until
+``SOAK_KILLS`` of them were killed; then every unfinished run is resumed until none is left and one more training
+starts (it closes what dead trainings left). Then every checkpoint loads with ``weights_only=True``, no MLflow run
+is left RUNNING, no run folder is left empty, and after ``SOAK_INFERENCES`` inferences killed at random every mask
+and summary in the inference folder reads back. Defaults: 20 kills, 20 inferences (``SOAK_KILLS=4
+SOAK_INFERENCES=3`` for a quick look). ``-s`` shows the counts and the wall time; ``SOAK_REPORT=<file>`` also
+writes them as JSON. Results: docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import signal
@@ -23,11 +27,12 @@ import torch
 from PIL import Image
 
 from conftest import REPO, TRAIN_CONFIG
+from medseg_masksup.training.run_claim import LOCK_NAME
 from medseg_masksup.training.tracking import sqlite_uri
 
 pytestmark = pytest.mark.slow
 
-N_TRAININGS = int(os.environ.get("SOAK_TRAININGS", "20"))
+N_KILLS = int(os.environ.get("SOAK_KILLS", "20"))
 N_INFERENCES = int(os.environ.get("SOAK_INFERENCES", "20"))
 ARGS = ["--epochs", "2", "--img_size", "[32,32]", "--synthetic_cases", "12", "--synthetic_size", "32", "--batch_size", "2"]
 ENV = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
@@ -38,51 +43,73 @@ def _train(out: Path, *extra: str) -> list[str]:
             "--output_dir", str(out), *ARGS, *extra]
 
 
-def _run_and_maybe_kill(cmd: list[str], rng: random.Random, max_wait: float) -> int:
+def _run_and_maybe_kill(cmd: list[str], rng: random.Random, max_wait: float) -> str:
+    """Run ``cmd`` and send it SIGKILL or SIGINT after a random time: the signal's name, or ``"exit <status>"``
+    when it ended before (``--resume auto`` with nothing to resume ends with status 2)."""
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.time() + rng.uniform(0.5, max_wait)
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    if proc.poll() is None:
-        proc.send_signal(rng.choice([signal.SIGKILL, signal.SIGINT]))
-    return proc.wait(timeout=300)
+    if proc.poll() is not None:
+        return f"exit {proc.returncode}"
+    signum = rng.choice([signal.SIGKILL, signal.SIGINT])
+    proc.send_signal(signum)
+    proc.wait(timeout=300)
+    return signal.Signals(signum).name
+
+
+def _must_succeed(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=ENV, timeout=600)
+    assert done.returncode == 0, "\n".join(ln for ln in done.stderr.splitlines() if "rror" in ln)[-3000:]
 
 
 def test_trainings_and_inferences_killed_at_random_leave_nothing_broken(tmp_path):
     rng = random.Random(0)
+    start = time.time()
     out = tmp_path / "runs"
-    for _ in range(N_TRAININGS):
-        _run_and_maybe_kill(_train(out, *(["--resume", "auto"] if rng.random() < 0.5 else [])), rng, 40)
+    trainings: list[str] = []
+    while sum(o.startswith("SIG") for o in trainings) < N_KILLS and len(trainings) < 3 * N_KILLS:
+        trainings.append(_run_and_maybe_kill(_train(out, *(["--resume", "auto"] if rng.random() < 0.5 else [])), rng, 40))
     runs_root = out / "synthetic-glands" / "masksup"
-    for _ in range(N_TRAININGS):  # finish whatever can be finished
-        if not [p for p in runs_root.glob("*/last.pt") if not (p.parent / "summary.json").exists()]:
-            break
-        done = subprocess.run(_train(out, "--resume", "auto"), cwd=REPO, capture_output=True, text=True, env=ENV, timeout=600)
-        assert done.returncode == 0, "\n".join(ln for ln in done.stderr.splitlines() if "Error" in ln)[-3000:]
-
-    if not list(runs_root.glob("*/summary.json")):  # every training was killed early: one run to infer with
-        done = subprocess.run(_train(out), cwd=REPO, capture_output=True, text=True, env=ENV, timeout=600)
-        assert done.returncode == 0, "\n".join(ln for ln in done.stderr.splitlines() if "Error" in ln)[-3000:]
+    resumes = 0
+    while [p for p in runs_root.glob("*/last.pt") if not (p.parent / "summary.json").exists()]:  # finish what can be
+        assert resumes < len(trainings), "runs left unfinished after as many resumes as trainings"
+        _must_succeed(_train(out, "--resume", "auto"))
+        resumes += 1
+    _must_succeed(_train(out, "--epochs", "1"))  # a fresh start after the chaos closes what dead trainings left
 
     for path in [*runs_root.glob("*/last.pt"), *runs_root.glob("*/model.pt")]:
         torch.load(path, weights_only=True)  # every checkpoint loads
     client = mlflow.MlflowClient(sqlite_uri(str(out / "mlflow.db")))
     experiment = client.get_experiment_by_name("masksup-synthetic-glands")
-    checkpointed = {torch.load(p, weights_only=True)["mlflow_run_id"] for p in runs_root.glob("*/last.pt")}
-    for run in client.search_runs([experiment.experiment_id]):
-        if run.info.run_id in checkpointed:
-            assert run.info.status in ("FINISHED", "KILLED"), (run.info.run_id, run.info.status)
+    runs = client.search_runs([experiment.experiment_id])
+    assert [r.info.run_id for r in runs if r.info.status == "RUNNING"] == []
+    assert [p for p in runs_root.iterdir() if [f.name for f in p.iterdir()] in ([], [LOCK_NAME])] == []
 
     ckpt = next(p.parent / "model.pt" for p in runs_root.glob("*/summary.json"))
     images = out / "synthetic" / "images"
     masks = tmp_path / "masks"
+    inferences = []
     for i in range(N_INFERENCES):
         cmd = [sys.executable, "-m", "medseg_masksup.cli", "infer", "--input", str(images), "--output_dir", str(masks),
                "--ckpt", str(ckpt), "--no_progress", *(["--overwrite"] if i else [])]
-        _run_and_maybe_kill(cmd, rng, 15)
+        inferences.append(_run_and_maybe_kill(cmd, rng, 15))
     for path in masks.rglob("*.png"):
         with Image.open(path) as img:
             img.load()  # no mask or overlay half-written
     if (masks / "summary.csv").exists():
         rows = list(csv.DictReader((masks / "summary.csv").open()))
         assert all((masks / r["mask"]).is_file() for r in rows if r["status"] == "ok")
+
+    result = {
+        "trainings_started": len(trainings), "trainings_killed": sum(o.startswith("SIG") for o in trainings),
+        "trainings": {o: trainings.count(o) for o in sorted(set(trainings))}, "resumes_to_finish": resumes,
+        "mlflow_runs": {s: sum(r.info.status == s for r in runs) for s in sorted({r.info.status for r in runs})},
+        "inferences": len(inferences), "inferences_killed": sum(o.startswith("SIG") for o in inferences),
+        "inference_outcomes": {o: inferences.count(o) for o in sorted(set(inferences))},
+        "wall_time_s": round(time.time() - start), "cpus": os.cpu_count(),
+    }
+    print(f"\nsoak: {json.dumps(result)}")
+    if os.environ.get("SOAK_REPORT"):
+        Path(os.environ["SOAK_REPORT"]).write_text(json.dumps(result, indent=1) + "\n")
+    assert result["trainings_killed"] == N_KILLS, result
