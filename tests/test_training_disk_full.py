@@ -103,15 +103,11 @@ def test_the_file_named_comes_from_the_write_under_way_the_error_or_the_store(tm
     copy_failed.filename, copy_failed.filename2 = "/src/model.pt", "/store/mlruns/1/model.pt"  # as shutil.copy sets them
     assert written_file(copy_failed, tmp_path) == "/store/mlruns/1/model.pt"
     assert written_file(copy_failed, tmp_path, pending=tmp_path / "summary.json") == str(tmp_path / "summary.json")
-    try:
-        try:
-            raise RuntimeError("(sqlite3.OperationalError) database or disk is full")
-        except RuntimeError as sql:
-            raise ValueError("MlflowException") from sql
-    except ValueError as wrapped:
-        assert disk_full_error(wrapped) is not None
-        assert written_file(wrapped, tmp_path, store="/runs/mlflow.db") == "the MLflow store /runs/mlflow.db"
-        assert disk_full_message(wrapped, tmp_path / "gone", "python -m …").endswith(
-            "no epoch was checkpointed; free some space and start again")
+    wrapped = ValueError("MlflowException")  # how MLflow wraps SQLAlchemy's error of a full SQLite store
+    wrapped.__cause__ = RuntimeError("(sqlite3.OperationalError) database or disk is full")
+    assert disk_full_error(wrapped) is wrapped.__cause__
+    assert written_file(wrapped, tmp_path, store="/runs/mlflow.db") == "the MLflow store /runs/mlflow.db"
+    assert disk_full_message(wrapped, tmp_path / "gone", "python -m …").endswith(
+        "no epoch was checkpointed; free some space and start again")
     assert disk_full_error(OSError(errno.EDQUOT, "quota")) is not None
     assert disk_full_error(OSError(errno.EACCES, "denied")) is None
