@@ -10,6 +10,7 @@ import errno
 import os
 from pathlib import Path
 
+from ..checkpoint import LAST
 from ..errors import error_chain
 
 #: errno values that mean "the disk (or the user's quota) is full"
@@ -63,7 +64,7 @@ def disk_full_message(err: BaseException, run_dir: str | os.PathLike, resume: st
                       store: str | os.PathLike | None = None, pending: str | os.PathLike | None = None) -> str:
     """One line: which file could not be written, that earlier files are intact, and how to go on."""
     run_dir = Path(run_dir)
-    last = run_dir / "last.pt"
+    last = run_dir / LAST
     if last.is_file():
         kept = f"{last} (the last complete checkpoint) is intact; free some space, then resume with: {resume}"
     elif run_dir.is_dir() and any(run_dir.iterdir()):

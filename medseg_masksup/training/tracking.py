@@ -12,6 +12,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from monai.handlers import MLFlowHandler
 
+from ..checkpoint import LAST
 from .run_claim import abandoned, release, remove_abandoned_empty_folders, remove_if_empty
 from .store import ensure_store, sqlite_path, store_lock
 from .tracking_probe import require_reachable  # noqa: F401 - the bundle probes the server through this module
@@ -156,7 +157,7 @@ class MLflowRunHandler(MLFlowHandler):
             closed.append(run.info.run_id)
             if remove_if_empty(folder):
                 left = f"its empty run folder {folder} was removed"
-            elif (Path(folder) / "last.pt").is_file():
+            elif (Path(folder) / LAST).is_file():
                 left = f"resume it with --resume {folder}"
             else:
                 left = f"its run folder {folder} holds no checkpoint to resume"
@@ -198,7 +199,6 @@ def run_training(trainer, mlflow_handler: MLflowRunHandler | None = None, run_di
     as KILLED and the run folders they left empty are removed; when training ends, ``run_dir``'s claim is given
     up, and the folder removed if the run wrote nothing into it (:mod:`.run_claim`)."""
     from ..errors import CheckpointError
-    from .checkpoints import LAST
     from .disk_full import PendingWrite, disk_full_error, disk_full_message
     from ..io.atomic import watched_writes
     from .interrupt import Interrupted, exit_status, interrupt_on_signals, resume_command
