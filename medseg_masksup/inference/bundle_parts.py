@@ -7,7 +7,8 @@ So nothing here reads a user path when it is built:
 
 - the training record is the checkpoint's, or the bundle default (:class:`TrainingRecord`, the network
   ``metadata.json`` describes) while no checkpoint is given;
-- the network is the checkpoint's, or the untrained ``network_def`` while none is given;
+- the predictor is :meth:`Predictor.from_checkpoint`'s (as ``infer`` and ``evaluate`` build it), or the untrained
+  ``network_def`` with the default record while no checkpoint is given;
 - the cases (:class:`Cases`) are found when first used.
 
 A run checks its inputs before anything else (``inference.json``'s ``run`` starts with ``check_run``;
@@ -25,6 +26,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..record import TrainingRecord
+from .options import InferenceOptions
+from .predictor import Predictor
 
 Checkpoint = str | os.PathLike | Sequence[str | os.PathLike] | None
 
@@ -47,18 +50,13 @@ def record_of(ckpt: Checkpoint) -> TrainingRecord:
     return read_checkpoint(_first(ckpt))[1] if given(ckpt) else TrainingRecord()
 
 
-def network_of(ckpt: Checkpoint, device: str | torch.device, untrained: nn.Module) -> nn.Module:
-    """The checkpoint's backbone on ``device`` (eval mode, weights loaded strictly); ``untrained`` while none is given."""
-    from ..checkpoint import load_network
-
-    return load_network(_first(ckpt), device)[0] if given(ckpt) else untrained.to(device).eval()
-
-
-def networks_of(ckpt: Checkpoint, device: str | torch.device, untrained: nn.Module) -> list[nn.Module]:
-    """The backbones of one or more checkpoints (an ensemble); ``[untrained]`` while none is given."""
-    from ..checkpoint import load_ensemble
-
-    return load_ensemble(ckpt, device)[0] if given(ckpt) else [untrained.to(device).eval()]  # type: ignore[arg-type]
+def predictor_of(ckpt: Checkpoint, options: InferenceOptions, device: str | torch.device, untrained: nn.Module
+                 ) -> Predictor:
+    """The predictor ``infer`` / ``evaluate`` build (:meth:`Predictor.from_checkpoint`: one checkpoint, or several as
+    an ensemble); while no checkpoint is given, the untrained ``network_def`` with the bundle's default record."""
+    if given(ckpt):
+        return Predictor.from_checkpoint(ckpt, options, device)  # type: ignore[arg-type]
+    return Predictor(untrained, TrainingRecord(), options, device)
 
 
 def checkpoint_name(ckpt: Checkpoint) -> str | list[str]:

@@ -182,20 +182,19 @@ def default_tracking_uri(output_dir: str | Path, tracking_uri: str | None) -> st
 
 def open_checkpoint_for_scoring(ckpt: str | Path, datalist: str | Path, options: InferenceOptions | None = None,
                                 **option_overrides: Any):
-    """What evaluation and robustness start from: ``(options, device, networks, record, first checkpoint file)``,
-    after refusing an empty ``ckpt`` or ``datalist``; several checkpoints form an ensemble."""
-    from ..checkpoint import load_ensemble, resolve_checkpoint
-    from ..devices import choose_device
+    """What evaluation and robustness start from: ``(options, predictor, first checkpoint file)``, after refusing
+    an empty ``ckpt`` or ``datalist``; several checkpoints form an ensemble (:meth:`Predictor.from_checkpoint`)."""
+    from ..checkpoint import resolve_checkpoint
+    from .predictor import Predictor
 
     if not str(ckpt or ""):
         raise UserError("no checkpoint given: pass --ckpt <model.pt or training run folder>")
     if not str(datalist or ""):
         raise UserError("no datalist given: pass --datalist <datalist.json>")
     options = InferenceOptions.build(options, **option_overrides)
-    device = choose_device(options.device)
-    networks, record = load_ensemble(ckpt, device)
+    predictor = Predictor.from_checkpoint(ckpt, options)
     ckpt_path = resolve_checkpoint(ckpt if isinstance(ckpt, (str, Path)) else list(ckpt)[0])
-    return options, device, networks, record, ckpt_path
+    return options, predictor, ckpt_path
 
 
 @dataclass
@@ -269,13 +268,13 @@ def evaluate_checkpoint(
     from tqdm.auto import tqdm
 
     from ..checkpoint import checkpoint_names, training_run_id
-    from .predictor import Predictor
     from ..io import read_case
     from ..io.atomic import write_csv, write_json
 
     require_reachable(tracking_uri)  # an http(s) server that does not answer: one line now, not after the work
     settings = _quality_settings(uncertainty, uncertainty_settings, write_quality, review_coverage, quality_score, ckpt)
-    options, device, networks, record, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
+    options, predictor, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
+    record = predictor.record
     items, chosen = load_items(datalist, split, record.val_fold)
     if write_quality:
         from ..quality.review import HELD_OUT_SPLITS
@@ -283,7 +282,6 @@ def evaluate_checkpoint(
         if chosen not in HELD_OUT_SPLITS:
             raise UserError(f"--write_quality chooses the review threshold on held-out cases; split {chosen!r} is not "
                             f"held out (use {', '.join(HELD_OUT_SPLITS)})")
-    predictor = Predictor(networks, record, options, device)
     out_root = Path(output_dir)
     out_root.mkdir(parents=True, exist_ok=True)
 
@@ -348,7 +346,7 @@ def evaluate_checkpoint(
         metrics += [("eval_aurc_oracle", first["oracle"], 0), ("eval_aurc_chance", first["chance"], 0)]
     _, report.mlflow_run_id = log_run(
         uri, record, train_run, run_name or f"evaluate-{record.method}-{chosen}",
-        params={"checkpoint": ckpt_path, "ensemble_size": len(networks), "datalist": datalist, "split": chosen,
+        params={"checkpoint": ckpt_path, "ensemble_size": len(predictor.networks), "datalist": datalist, "split": chosen,
                 "n_cases": len(ok_rows), "hd95_unit": report.units["hd95"], **summary["options"]},
         metrics=metrics, artifacts=[report.per_case_csv, report.summary_json, *figures],
         tags={"kind": "evaluation", **(tags or {})}, tables={"per_case.json": report.rows},

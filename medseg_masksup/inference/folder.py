@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import checkpoint_names, load_ensemble
-from ..devices import choose_device
+from ..checkpoint import checkpoint_names
 from ..errors import InputError, NothingProcessedError, OutputError, UserError
 from ..io.output_folder import SUMMARY_FILES, VANISHED, EarlierResults
 from .options import InferenceOptions
@@ -339,9 +338,7 @@ def run_folder(
     from ..io.output_folder import claim_output_dir
 
     with claim_output_dir(out_root, input_path, bool(overwrite)) as earlier:  # refuse before loading anything
-        device = choose_device(options.device)
-        networks, record = load_ensemble(ckpt, device)
-        predictor = Predictor(networks, record, options, device)
+        predictor = Predictor.from_checkpoint(ckpt, options)
         cases = find_cases(input_path, out_root)
         return FolderRun(predictor, cases, input_path, out_root, checkpoint_names(ckpt), save_prob=save_prob,
                          overlay=overlay, verbose=verbose, raise_if_none=raise_if_none, overwrite=overwrite,

@@ -1,7 +1,7 @@
 """Segment new images with a trained checkpoint.
 
 The checkpoint carries the :class:`TrainingRecord` of its training run; the network and the
-preprocessing are rebuilt from it (:func:`medseg_masksup.checkpoint.load_network`, :func:`preprocessing`, which calls the
+preprocessing are rebuilt from it (:meth:`Predictor.from_checkpoint`, :func:`preprocessing`, which calls the
 same :func:`medseg_masksup.data.preprocessing.image_transforms` as training), so inference cannot use
 another image size, normalisation or network than the one the weights were trained with.
 
@@ -30,13 +30,16 @@ asked) before thresholding, as nnU-Net does; they must share the preprocessing o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import load_ensemble
 from ..data.preprocessing import image_transforms
+from ..devices import choose_device
 from ..record import TrainingRecord
 from .options import InferenceOptions
 
@@ -111,6 +114,18 @@ class Predictor:
         self.mode = effective_mode(record, self.options.mode)
         self.transform = transform if transform is not None else preprocessing(record, self.mode)
         self.threshold = float(self.options.threshold if self.options.threshold is not None else record.prob_threshold)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: str | os.PathLike | Sequence[str | os.PathLike], options: InferenceOptions | None = None,
+                        device: str | torch.device | None = None) -> Predictor:
+        """The predictor of a checkpoint (``model.pt`` or a training run folder), or of several as an ensemble:
+        networks and record from the files (:func:`~medseg_masksup.checkpoint.load_ensemble`), on ``device``
+        (default: ``options.device``, else CUDA when available). Infer, evaluate, robustness, the study report and
+        the bundles build their predictor here."""
+        options = options or InferenceOptions()
+        device = choose_device(options.device if device is None else device)
+        networks, record = load_ensemble(ckpt, device)
+        return cls(networks, record, options, device)
 
     def _logits(self, network: nn.Module, x: torch.Tensor) -> torch.Tensor:
         from ..method.wrapper import primary_output

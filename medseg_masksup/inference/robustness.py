@@ -215,8 +215,8 @@ def run_robustness(
     from ..data.preprocessing import training_preprocessing
 
     require_reachable(tracking_uri)  # an http(s) server that does not answer: one line now, not after the work
-    options, device, networks, record, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
-    network = networks[0]
+    options, predictor, ckpt_path = open_checkpoint_for_scoring(ckpt, datalist, options, **option_overrides)
+    network, record, device = predictor.network, predictor.record, predictor.device  # the bare (first) network
     if kinds is None or kinds == "":
         kinds = [record.mask_kind if record.mask_kind in MASK_KINDS else "freeform"]
     elif isinstance(kinds, str):

@@ -352,7 +352,6 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
     from matplotlib.colors import ListedColormap
 
     from ..training.figures import plt, save_figure
-    from ..checkpoint import load_network as load_checkpoint
     from ..inference.predictor import Predictor
     from ..io import read_case
     from ..io.overlay import display_rgb
@@ -370,7 +369,14 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
     chosen = list(dict.fromkeys(keys[-(n_cases // 2 or 1):][::-1] + keys[: n_cases - n_cases // 2]))[:n_cases]
     by_run = {(r["arm"], int(r["seed"]), int(r["fold"])): r for r in results}
     fig, axes = plt.subplots(len(chosen), 2 + len(arms), figsize=(2.2 * (2 + len(arms)), 1.8 * len(chosen)), squeeze=False)
-    predictors: dict = {}
+    predictors: dict[str, Predictor] = {}
+
+    def predictor(run: dict) -> Predictor:
+        """The run's predictor (as ``infer`` builds it, on the CPU), loaded once."""
+        if run["key"] not in predictors:
+            predictors[run["key"]] = Predictor.from_checkpoint(run["checkpoints"][checkpoint], device="cpu")
+        return predictors[run["key"]]
+
     for row, key in enumerate(chosen):
         fold = scores[arms[0]][key]["fold"]
         item_csv = _read_csv(by_run[(arms[0], seed, fold)]["eval"][checkpoint]["per_case_csv"])
@@ -386,15 +392,11 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
                 ax.set_title(key[1], fontsize=8)
                 continue
             if name == "truth":
-                network_record = load_checkpoint(by_run[(arms[0], seed, fold)]["checkpoints"][checkpoint])[1]
-                mask = _binarise_label(read_case(item["label"]).image, network_record.label_threshold)
+                record = predictor(by_run[(arms[0], seed, fold)]).record
+                mask = _binarise_label(read_case(item["label"]).image, record.label_threshold)
                 title = "truth"
             else:
-                run = by_run[(name, seed, fold)]
-                if run["key"] not in predictors:
-                    network, record = load_checkpoint(run["checkpoints"][checkpoint])
-                    predictors[run["key"]] = Predictor(network, record)
-                mask = predictors[run["key"]].segment(case.image, case.stored_bits)[0]
+                mask = predictor(by_run[(name, seed, fold)]).segment(case.image, case.stored_bits)[0]
                 title = f"{name}: Dice {scores[name][key]['dice']:.3f}"
             ax.imshow(rgb)
             ax.imshow(np.ma.masked_where(~mask.T.astype(bool), mask.T), cmap=ListedColormap(["red"]), alpha=0.45)
