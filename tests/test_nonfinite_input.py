@@ -1,4 +1,4 @@
-"""Issue 20 item 2: NaN / inf pixels are never a silent blank. One rule (medseg_masksup.data.intensity):
+"""Issue 20 item 2: NaN / inf pixels are never a silent blank. One rule (medseg_masksup.io.intensity):
 NaN and -inf become the image's smallest finite value, +inf its largest, counted and reported; an image
 without a finite value is an error naming the file. The same in training (datalist check) and inference."""
 
@@ -13,7 +13,7 @@ from infer_fixtures import box_mask, bright_checkpoint, dice, picture
 from PIL import Image
 
 from medseg_masksup.data.datalist import DatalistError, load_split
-from medseg_masksup.data.intensity import NonFiniteImageError, fill_nonfinite
+from medseg_masksup.io.intensity import NonFiniteImageError, fill_nonfinite
 from medseg_masksup.data.preprocessing import training_preprocessing
 from medseg_masksup.inference.folder import run_folder
 from medseg_masksup.record import TrainingRecord

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DatalistError
+from ..io.intensity import nonfinite_note
 from .image_check import ImageCheckError, ImageFacts, check_files, image_facts
 from .image_size import refuse_odd_size
-from .intensity import nonfinite_note
 
 SPLITS = ("auto", "test", "validation", "training", "heldout", "all")
 

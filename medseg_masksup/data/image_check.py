@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .intensity import EIGHT_BIT_MODES, NonFiniteImageError, fill_nonfinite, stored_bits_of_mode
+from ..io.intensity import EIGHT_BIT_MODES, NonFiniteImageError, fill_nonfinite, stored_bits_of_mode
 
 #: files checked before a progress bar may appear (it shows only once the check has run for a second)
 PROGRESS_MIN_FILES = 100

@@ -24,9 +24,10 @@ from monai.data import PILReader
 from monai.inferers import Inferer, SimpleInferer, SlidingWindowInferer
 from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, ScaleIntensityRanged, SpatialPadd, Zoomd
 
+from ..io.intensity import standard_mode
 from ..record import TrainingRecord
 from .transforms import (BinarizeLabeld, CheckBinaryLabeld, CheckSameSized, EnsureChannelsd, FillNonFinited,
-                         ReturnFreedMemory, ScaleBitDepthd, standard_mode)
+                         ReturnFreedMemory, ScaleBitDepthd)
 
 SPATIAL_MODES = ("resize", "patch")
 #: sliding-window settings shared by validation, the training report and inference

@@ -9,6 +9,8 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
+from ..io.intensity import NonFiniteImageError, fill_nonfinite, image_bit_depth, stored_bits_of_dtype
+
 
 class EnsureChannelsd(MapTransform):
     """Give channel-first images exactly ``channels`` channels: grey is repeated, alpha is dropped."""
@@ -102,22 +104,11 @@ def _source(value, key) -> str:
     return f"{key} {meta.get('filename_or_obj', '')}".strip()
 
 
-#: PIL modes read as they are; the others are converted first (palette colours, CMYK, bilevel...).
-_PIL_CONVERT = {"1": "L", "LA": "L", "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
-
-
-def standard_mode(image):
-    """A PIL image in L / RGB / RGBA (16-bit and float modes untouched): palette indices become colours."""
-    if image.mode == "P" and "transparency" in image.info:
-        return image.convert("RGBA")
-    return image.convert(_PIL_CONVERT[image.mode]) if image.mode in _PIL_CONVERT else image
-
-
 class ScaleBitDepthd(MapTransform):
     """Bring pictures to the 8-bit scale, full range to full range, as floats: an image loaded as ``uint8``
     (stored in 8 bits) is kept as it is; a deeper one is scaled from ``bit_depth`` (``0 .. 2**bit_depth - 1``
     onto ``0 .. 255``). The bit depth is the training record's and the rule
-    :func:`.intensity.image_bit_depth`, so inference scales alike."""
+    :func:`medseg_masksup.io.intensity.image_bit_depth`, so inference scales alike."""
 
     def __init__(self, keys: KeysCollection, bit_depth: int = 8, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
@@ -125,7 +116,6 @@ class ScaleBitDepthd(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         from ..record import bit_scale
-        from .intensity import image_bit_depth, stored_bits_of_dtype
 
         d = dict(data)
         for key in self.key_iterator(d):
@@ -136,13 +126,11 @@ class ScaleBitDepthd(MapTransform):
 
 
 class FillNonFinited(MapTransform):
-    """NaN / ±inf values of float images replaced by :func:`.intensity.fill_nonfinite` (the rule inference
-    applies); an image without a finite value is a ``ValueError`` naming its file."""
+    """NaN / ±inf values of float images replaced by :func:`medseg_masksup.io.intensity.fill_nonfinite` (the rule
+    inference applies); an image without a finite value is a ``ValueError`` naming its file."""
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         import numpy as np
-
-        from .intensity import NonFiniteImageError, fill_nonfinite
 
         d = dict(data)
         for key in self.key_iterator(d):

@@ -40,6 +40,7 @@ from torch import nn
 from ..checkpoint import load_ensemble
 from ..data.preprocessing import image_transforms
 from ..devices import choose_device
+from ..io.intensity import image_bit_depth
 from ..record import TrainingRecord
 from .options import InferenceOptions
 
@@ -72,12 +73,11 @@ def map_intensity(image: np.ndarray, record: TrainingRecord, window: Sequence[fl
     ``window=(low, high)`` maps that range linearly onto ``record.intensity_range`` (values outside
     are clipped later by the training preprocessing). Without a window, values are first scaled from the
     image's bit depth onto the 8-bit scale, exactly as training scaled them: 8 for an image stored in
-    8 bits (``stored_bits``), else the recorded ``bit_depth`` (:func:`medseg_masksup.data.intensity.image_bit_depth`);
+    8 bits (``stored_bits``), else the recorded ``bit_depth`` (:func:`medseg_masksup.io.intensity.image_bit_depth`);
     an image still outside the training range afterwards (deeper than the training data,
     CT, float) has its own min..max mapped onto the range. Returns the image and the source range used
     (``None`` when nothing was changed).
     """
-    from ..data.intensity import image_bit_depth
     from ..record import bit_scale
 
     a_min, a_max = (float(v) for v in record.intensity_range)
@@ -116,8 +116,8 @@ class Predictor:
         self.threshold = float(self.options.threshold if self.options.threshold is not None else record.prob_threshold)
 
     @classmethod
-    def from_checkpoint(cls, ckpt: str | os.PathLike | Sequence[str | os.PathLike], options: InferenceOptions | None = None,
-                        device: str | torch.device | None = None) -> Predictor:
+    def from_checkpoint(cls, ckpt: str | os.PathLike | Sequence[str | os.PathLike],
+                        options: InferenceOptions | None = None, device: str | torch.device | None = None) -> Predictor:
         """The predictor of a checkpoint (``model.pt`` or a training run folder), or of several as an ensemble:
         networks and record from the files (:func:`~medseg_masksup.checkpoint.load_ensemble`), on ``device``
         (default: ``options.device``, else CUDA when available). Infer, evaluate, robustness, the study report and

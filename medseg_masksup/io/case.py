@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .intensity import nonfinite_note
+
 
 @dataclass
 class Case:
@@ -24,7 +26,7 @@ class Case:
         files: the files read (several for a DICOM series).
         writer_info: what the writer of this kind needs to reproduce the geometry exactly.
         stored_bits: bits per value as stored (8 for 8-bit pictures and ``uint8`` volumes: read as
-            0..255 whatever the model's ``bit_depth``, see :mod:`medseg_masksup.data.intensity`); ``None`` if unknown.
+            0..255 whatever the model's ``bit_depth``, see :mod:`medseg_masksup.io.intensity`); ``None`` if unknown.
         nonfinite: NaN / inf values found and replaced on reading (:func:`.readers.read_case`).
     """
 
@@ -45,8 +47,6 @@ class Case:
     @property
     def notes(self) -> list[str]:
         """What reading changed that the user should know (non-finite values replaced)."""
-        from ..data.intensity import nonfinite_note
-
         return [f"{self.source}: {nonfinite_note(self.nonfinite, self.image.size)}"] if self.nonfinite else []
 
     @property

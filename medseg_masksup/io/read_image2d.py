@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .case import Case
-from ..data.intensity import stored_bits_of_mode
 from ..errors import InputError
+from .intensity import standard_mode, stored_bits_of_mode
 
 @functools.cache
 def quiet_loader(reader_name: str):
@@ -25,8 +25,6 @@ def quiet_loader(reader_name: str):
     warns about its absence, every time a loader is built)."""
     from monai.data import NibabelReader, PILReader
     from monai.transforms import LoadImage
-
-    from ..data.transforms import standard_mode  # the one PIL mode normalisation, shared with training
 
     reader = PILReader(converter=standard_mode) if reader_name == "pil" else NibabelReader()
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)

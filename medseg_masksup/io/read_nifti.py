@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from .case import Case
-from ..data.intensity import stored_bits_of_dtype
 from ..errors import InputError
+from .intensity import stored_bits_of_dtype
 from .read_image2d import _reason, quiet_loader
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .case import Case
-from ..data.intensity import stored_bits_of_dtype
 from ..errors import InputError
+from .intensity import stored_bits_of_dtype
 
 
 def geometry(image) -> dict:

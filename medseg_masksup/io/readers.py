@@ -7,18 +7,17 @@ from pathlib import Path
 from .case import Case
 from ..errors import InputError
 from .formats import SUPPORTED, kind_of
+from .intensity import NonFiniteImageError, fill_nonfinite
 
 
 def read_case(path: str | Path, kind: str | None = None, files: list[Path] | None = None) -> Case:
     """Read ``path`` (a file, or a DICOM series folder with its ordered ``files``).
 
     NaN / inf values are replaced and counted in ``Case.nonfinite`` (the rule of
-    :func:`medseg_masksup.data.intensity.fill_nonfinite`, as training reads them). Raises :class:`InputError`
+    :func:`medseg_masksup.io.intensity.fill_nonfinite`, as training reads them). Raises :class:`InputError`
     naming the file and the reason when it cannot be read, or holds no finite value at all.
     """
     case = _read(Path(path), kind, files)
-    from ..data.intensity import NonFiniteImageError, fill_nonfinite
-
     try:
         case.nonfinite = fill_nonfinite(case.image)
     except NonFiniteImageError as err:

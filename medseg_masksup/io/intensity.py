@@ -1,6 +1,10 @@
 """How an image's raw values are read, the same in training, validation, evaluation and inference.
 
-Two rules, each defined once here:
+The rules, each defined once here (the readers of :mod:`medseg_masksup.io` and training's transforms in
+:mod:`medseg_masksup.data` both apply them):
+
+- **PIL modes** (:func:`standard_mode`): palette, bilevel, CMYK … pictures become L / RGB / RGBA before
+  their values are read; 16-bit and float modes are kept.
 
 - **Bit depth per image** (:func:`image_bit_depth`). An image stored in 8 bits per value (PNG/JPEG ``L``,
   ``RGB``…, a ``uint8`` NIfTI/DICOM) always spans ``0 .. 255`` and is never rescaled. An image stored
@@ -73,3 +77,14 @@ def nonfinite_note(count: int, total: int) -> str:
     """The one wording of what :func:`fill_nonfinite` did, for warnings and inference summaries."""
     return (f"{count} of {total} pixel values are not finite (NaN/inf); set to the image's smallest finite "
             "value (NaN, -inf) or largest (+inf)")
+
+
+#: PIL modes read as they are; the others are converted first (palette colours, CMYK, bilevel...).
+_PIL_CONVERT = {"1": "L", "LA": "L", "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
+
+
+def standard_mode(image):
+    """A PIL image in L / RGB / RGBA (16-bit and float modes untouched): palette indices become colours."""
+    if image.mode == "P" and "transparency" in image.info:
+        return image.convert("RGBA")
+    return image.convert(_PIL_CONVERT[image.mode]) if image.mode in _PIL_CONVERT else image
