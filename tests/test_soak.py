@@ -1,6 +1,7 @@
 """Soak test (opt-in: ``pytest -m slow -s tests/test_soak.py``): short trainings and inferences killed at random.
 
-Trainings (half of them ``--resume auto``) are started and killed (SIGKILL or SIGINT) at a random moment until
+One training and one inference run uninterrupted first, to time them; then trainings (half of them ``--resume
+auto``) are started and killed (SIGKILL or SIGINT) at a random moment within 1.1 times that time until
 ``SOAK_KILLS`` of them were killed; then every unfinished run is resumed until none is left and one more training
 starts (it closes what dead trainings left). Then every checkpoint loads with ``weights_only=True``, no MLflow run
 is left RUNNING, no run folder is left empty, and after ``SOAK_INFERENCES`` inferences killed at random every mask
@@ -58,18 +59,25 @@ def _run_and_maybe_kill(cmd: list[str], rng: random.Random, max_wait: float) -> 
     return signal.Signals(signum).name
 
 
-def _must_succeed(cmd: list[str]) -> None:
+def _must_succeed(cmd: list[str]) -> float:
+    """Run ``cmd`` to its end, which must be a success; its wall time in seconds."""
+    start = time.time()
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=ENV, timeout=600)
     assert done.returncode == 0, "\n".join(ln for ln in done.stderr.splitlines() if "rror" in ln)[-3000:]
+    return time.time() - start
 
 
 def test_trainings_and_inferences_killed_at_random_leave_nothing_broken(tmp_path):
     rng = random.Random(0)
     start = time.time()
     out = tmp_path / "runs"
+    # an uninterrupted training first: kills are drawn over its length, so they land in every phase (start-up, data,
+    # first epoch, checkpoints, the final report) however fast or loaded the machine is
+    training_s = _must_succeed(_train(out))
     trainings: list[str] = []
     while sum(o.startswith("SIG") for o in trainings) < N_KILLS and len(trainings) < 3 * N_KILLS:
-        trainings.append(_run_and_maybe_kill(_train(out, *(["--resume", "auto"] if rng.random() < 0.5 else [])), rng, 40))
+        resume = ["--resume", "auto"] if rng.random() < 0.5 else []
+        trainings.append(_run_and_maybe_kill(_train(out, *resume), rng, 1.1 * training_s))
     runs_root = out / "synthetic-glands" / "masksup"
     resumes = 0
     while [p for p in runs_root.glob("*/last.pt") if not (p.parent / "summary.json").exists()]:  # finish what can be
@@ -89,11 +97,10 @@ def test_trainings_and_inferences_killed_at_random_leave_nothing_broken(tmp_path
     ckpt = next(p.parent / "model.pt" for p in runs_root.glob("*/summary.json"))
     images = out / "synthetic" / "images"
     masks = tmp_path / "masks"
-    inferences = []
-    for i in range(N_INFERENCES):
-        cmd = [sys.executable, "-m", "medseg_masksup.cli", "infer", "--input", str(images), "--output_dir", str(masks),
-               "--ckpt", str(ckpt), "--no_progress", *(["--overwrite"] if i else [])]
-        inferences.append(_run_and_maybe_kill(cmd, rng, 15))
+    infer = [sys.executable, "-m", "medseg_masksup.cli", "infer", "--input", str(images), "--output_dir", str(masks),
+             "--ckpt", str(ckpt), "--no_progress"]
+    inference_s = _must_succeed(infer)  # uninterrupted, to draw the kills over its length
+    inferences = [_run_and_maybe_kill([*infer, "--overwrite"], rng, 1.1 * inference_s) for _ in range(N_INFERENCES)]
     for path in masks.rglob("*.png"):
         with Image.open(path) as img:
             img.load()  # no mask or overlay half-written
@@ -107,6 +114,7 @@ def test_trainings_and_inferences_killed_at_random_leave_nothing_broken(tmp_path
         "mlflow_runs": {s: sum(r.info.status == s for r in runs) for s in sorted({r.info.status for r in runs})},
         "inferences": len(inferences), "inferences_killed": sum(o.startswith("SIG") for o in inferences),
         "inference_outcomes": {o: inferences.count(o) for o in sorted(set(inferences))},
+        "uninterrupted_training_s": round(training_s, 1), "uninterrupted_inference_s": round(inference_s, 1),
         "wall_time_s": round(time.time() - start), "cpus": os.cpu_count(),
     }
     print(f"\nsoak: {json.dumps(result)}")
