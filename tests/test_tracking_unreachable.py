@@ -112,7 +112,7 @@ def test_training_against_a_dead_server_ends_in_one_line_before_any_run_folder(t
                       f"{'leave out --tracking_uri' if via == 'flag' else 'unset MLFLOW_TRACKING_URI'} to log into the "
                       "local SQLite store"], proc.stderr[-3000:]
     assert not out.exists(), sorted(str(p) for p in out.rglob("*"))  # no run folder, no store, no synthetic data
-    assert seconds < 15 + 30, seconds  # the probe itself takes milliseconds here; the rest is Python's start-up
+    assert seconds < 120, seconds  # MLflow alone retried for 259 s; the probe takes milliseconds, the rest is start-up
 
 
 def test_training_against_a_silent_server_gives_up_after_the_probe_timeout(tmp_path):
