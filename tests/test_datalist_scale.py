@@ -14,7 +14,7 @@ from PIL import Image
 
 from medseg_masksup.data import image_check
 from medseg_masksup.data.cache import cached_item_bytes, fit_cache_rate
-from medseg_masksup.data.datalist import load_split
+from medseg_masksup.data.datalist import DatalistError, load_split
 from medseg_masksup.data.preprocessing import training_preprocessing, validation_preprocessing
 from medseg_masksup.record import TrainingRecord
 
@@ -58,7 +58,7 @@ def test_the_cache_estimate_is_the_size_of_a_preprocessed_item(tmp_path, mode):
     record = TrainingRecord(img_size=[32, 32], spatial_mode=mode, scale=0.5)
     for make, training in ((training_preprocessing, True), (validation_preprocessing, False)):
         out = make(record)(items[0])
-        arrays = out["image"].numel() * 4 + out["label"].numel() * 4
+        arrays = sum(out[key].numel() * out[key].element_size() for key in ("image", "label"))
         estimate = cached_item_bytes(record, 75, 52, training=training)
         assert arrays <= estimate <= arrays + 16 * 1024, (make.__name__, arrays, estimate)
 
@@ -99,3 +99,15 @@ def test_resident_memory_of_the_cache_stays_within_twice_its_size(tmp_path):
     grown = _rss_bytes() - before
     cached = len(items) * cached_item_bytes(record, 775, 522)
     assert len(dataset) == 120 and grown <= 2 * cached, f"resident memory grew {grown / cached:.1f}× the cached data"
+
+
+def test_an_8_bit_png_with_damaged_pixel_data_is_refused_by_its_checksums(tmp_path):
+    """8-bit PNGs are checked by their CRCs (decoding waits for the cache): a flipped byte is still named."""
+    datalist, items = _items(tmp_path, 2, size=(64, 48))
+    data = bytearray((tmp_path / "1.png").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the IDAT chunk
+    (tmp_path / "1.png").write_bytes(bytes(data))
+    with pytest.raises(DatalistError) as err:
+        load_split(datalist)
+    assert str(err.value) == (f"datalist {datalist}: cannot read {tmp_path / '1.png'} as an image "
+                              "(broken PNG file (bad header checksum in b'IDAT'))")

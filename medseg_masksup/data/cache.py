@@ -7,12 +7,13 @@ validation items and, when they would not fit in the memory this run may use
 (:data:`MEMORY_SHARE` of what the system reports available), lowers ``cache_rate`` so they do, with one
 line on stderr. Items left uncached are read from disk each epoch (slower, same results).
 Resident memory stays near these figures because the preprocessing returns its freed temporaries
-to the system (:class:`.transforms.ReturnFreedMemory`).
+to the system (:class:`.transforms.ReturnFreedMemory`); :func:`cache_threads` fills the cache on every core.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def cached_spatial_size(record: TrainingRecord, width: int, height: int, trainin
 def cached_item_bytes(record: TrainingRecord, width: int, height: int, training: bool = True) -> int:
     """Bytes one preprocessed item of a ``width`` × ``height`` picture takes in the cache."""
     image, label = cached_spatial_size(record, width, height, training)
-    return FLOAT_BYTES * (int(record.in_channels) * math.prod(image) + math.prod(label)) + ITEM_OVERHEAD
+    label_bytes = FLOAT_BYTES if training else 1  # validation keeps its native-size labels as uint8
+    return FLOAT_BYTES * int(record.in_channels) * math.prod(image) + label_bytes * math.prod(label) + ITEM_OVERHEAD
 
 
 def available_memory() -> int | None:
@@ -61,6 +63,13 @@ def available_memory() -> int | None:
     except (OSError, ValueError):
         pass
     return min(found) if found else None
+
+
+def cache_threads(num_workers: int) -> int:
+    """Threads that fill the cache: every core this process may use (at least ``num_workers``). The cached
+    transforms are deterministic, so the thread count changes how fast the cache fills, never what it holds."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, int(num_workers), cores)
 
 
 def _gb(n: float) -> str:

@@ -1,10 +1,11 @@
-"""The up-front check of a datalist's pictures: every file decoded once, in parallel, with a progress bar.
+"""The up-front check of a datalist's pictures: every file checked once, in parallel, with a progress bar.
 
-:func:`image_facts` decodes one picture completely (PIL ``verify`` for structure and checksums, then
-``load`` for every pixel: a truncated JPEG passes ``verify``) and keeps what training needs to know
-about it (:class:`ImageFacts`). :func:`check_files` runs it over many files in a thread pool (PIL
-decodes without holding the GIL) with a ``tqdm`` bar that appears when a large check takes over a
-second. Facts are cached per file (path, size, modification time), so the second look at a datalist
+:func:`image_facts` checks one picture completely (PIL ``verify`` for structure and checksums, then
+``load`` for every pixel: a truncated JPEG passes ``verify``; for an 8-bit PNG the CRCs of every chunk,
+pixel data included, already prove it whole, and decoding it, 10× the cost, is left to the cache) and
+keeps what training needs to know about it (:class:`ImageFacts`). :func:`check_files` runs it over many
+files in a thread pool (PIL decodes without holding the GIL) with a ``tqdm`` bar that appears when a
+large check takes over a second. Facts are cached per file (path, size, modification time), so the second look at a datalist
 (the settings check, then the bundle's split) costs nothing.
 """
 
@@ -71,10 +72,12 @@ def _decode(path: str) -> ImageFacts:
         raise ImageCheckError("{file} is empty (0 bytes)")
     try:
         with Image.open(path) as img:
-            img.verify()  # structure and checksums (PNG CRCs)
+            file_format = img.format
+            img.verify()  # structure and checksums (PNG: the CRC of every chunk, pixel data included, and IEND)
         with Image.open(path) as img:
-            img.load()  # every pixel decoded: verify() reads no JPEG data, so a truncated JPEG would pass
             mode, (width, height), channels = img.mode, img.size, len(img.getbands())
+            if not (file_format == "PNG" and mode in EIGHT_BIT_MODES):  # verify() proved an 8-bit PNG whole
+                img.load()  # every pixel decoded: verify() reads no JPEG data, so a truncated JPEG would pass
             top, nonfinite = 0.0, 0
             if mode == "F":
                 array = np.asarray(img, dtype=np.float32).copy()

@@ -57,12 +57,14 @@ def image_transforms(record: TrainingRecord, keys: Sequence[str] = ("image",)) -
     ]
 
 
-def label_transforms(record: TrainingRecord, keys: Sequence[str] = ("label",), resize: bool = True) -> list:
-    """Any mask → one 0/1 channel (``> label_threshold``), resized with nearest neighbour unless ``resize=False``."""
+def label_transforms(record: TrainingRecord, keys: Sequence[str] = ("label",), resize: bool = True,
+                     dtype: torch.dtype = torch.float32) -> list:
+    """Any mask → one 0/1 channel (``> label_threshold``) of ``dtype``, resized with nearest neighbour unless
+    ``resize=False``."""
     return [
         BinarizeLabeld(keys, threshold=record.label_threshold),
         *(_spatial(record, keys, "nearest") if resize else []),
-        EnsureTyped(keys, dtype=torch.float32),
+        EnsureTyped(keys, dtype=dtype),
     ]
 
 
@@ -90,9 +92,11 @@ def training_preprocessing(record: TrainingRecord) -> Compose:
 
 
 def validation_preprocessing(record: TrainingRecord) -> Compose:
-    """Like training's, but the label stays at its native resolution: validation scores what ``evaluate`` scores."""
-    return Compose([*_load(record), *image_transforms(record), *label_transforms(record, resize=False),
-                    ReturnFreedMemory()])
+    """Like training's, but the label stays at its native resolution: validation scores what ``evaluate`` scores.
+    It is kept as ``uint8`` 0/1 (the metrics read it alike): a native-size label is most of a cached
+    validation item, a quarter of it as float32."""
+    return Compose([*_load(record), *image_transforms(record),
+                    *label_transforms(record, resize=False, dtype=torch.uint8), ReturnFreedMemory()])
 
 
 def make_inferer(record: TrainingRecord, sw_batch_size: int = 4, overlap: float = WINDOW_OVERLAP) -> Inferer:
