@@ -9,7 +9,6 @@ ratio depends only on the epoch number, so a resumed run continues on the same s
 from __future__ import annotations
 
 from ignite.engine import Engine, Events
-from torch import nn
 
 from .loss import MaskSupLoss
 from .masking import MaskGenerator
@@ -54,24 +53,24 @@ class CleanFinalEpochs:
     ``epochs == 0`` or a network without a masker (the baseline).
 
     Args:
-        network: the training :class:`~medseg_masksup.method.wrapper.MaskSup` (or a DDP around one).
+        network: the training :class:`~medseg_masksup.method.wrapper.MaskSup` itself (the bundle passes
+            ``@masksup_network``; under torchrun only the trainer's copy is wrapped in DDP, around this same module).
         loss: the :class:`~medseg_masksup.method.loss.MaskSupLoss` of the trainer.
         epochs: how many final epochs are clean (0 = off).
         max_epochs: the run's length in epochs.
     """
 
-    def __init__(self, network: nn.Module, loss: MaskSupLoss, epochs: int = 0, max_epochs: int = 0) -> None:
+    def __init__(self, network: MaskSup, loss: MaskSupLoss, epochs: int = 0, max_epochs: int = 0) -> None:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= epochs < max(max_epochs, 1):
             raise ValueError(f"clean final epochs must be an integer >= 0 and below the run's {max_epochs} epochs, got {epochs!r}")
-        self.network = network.module if not isinstance(network, MaskSup) and hasattr(network, "module") else network
-        self.loss, self.epochs, self.max_epochs = loss, epochs, max_epochs
+        self.network, self.loss, self.epochs, self.max_epochs = network, loss, epochs, max_epochs
 
     def masked_at(self, epoch: int) -> bool:
         """Whether 1-based ``epoch`` runs the masked branch."""
         return epoch <= self.max_epochs - self.epochs
 
     def attach(self, engine: Engine) -> None:
-        if self.epochs > 0 and getattr(self.network, "masker", None) is not None:
+        if self.epochs > 0 and self.network.masker is not None:
             engine.add_event_handler(Events.EPOCH_STARTED, self)
 
     def __call__(self, engine: Engine) -> None:
