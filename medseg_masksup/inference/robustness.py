@@ -134,37 +134,31 @@ def read_curve(path: str | Path) -> list[dict[str, Any]]:
 
 def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """Dice and IoU versus % of the input hidden, one line per (label, kind), ±1 std shaded."""
-    import matplotlib
+    from ..io import figure_style as style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io.atomic import atomic_target
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    fig, axes = style.pyplot().subplots(1, 2, figsize=(10, 4), sharex=True)
+    groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((str(row["label"]), str(row["kind"])), []).append(row)
-    for (label, kind), group in groups.items():
+        label, kind = str(row["label"]), str(row["kind"])
+        groups.setdefault(f"{label} · {kind}" if label else kind, []).append(row)
+    colours = style.series_colours(groups)
+    for name, group in groups.items():
         group = sorted(group, key=lambda r: float(r["ratio"]))
         x = np.array([100 * float(r["ratio"]) for r in group])
         for ax, metric in zip(axes, ("dice", "iou")):
             mean = np.array([float(r[f"{metric}_mean"]) for r in group])
             std = np.array([float(r[f"{metric}_std"]) for r in group])
-            ax.plot(x, mean, marker="o", label=f"{label} · {kind}" if label else kind)
-            ax.fill_between(x, mean - std, mean + std, alpha=0.12)
+            ax.plot(x, mean, marker="o", label=name, color=colours[name])
+            ax.fill_between(x, mean - std, mean + std, alpha=style.BAND_ALPHA, color=colours[name])
     for ax, name in zip(axes, ("Dice", "IoU")):
         ax.set_xlabel("input hidden (%)")
         ax.set_ylabel(name)
         ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title or "Segmentation under occlusion")
+        ax.grid(alpha=style.GRID_ALPHA)
+        ax.legend(fontsize=style.FONT_SMALL)
+    fig.suptitle(title or "Segmentation under occlusion", fontsize=style.FONT_TITLE)
     fig.tight_layout()
-    with atomic_target(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return Path(path)
+    return style.save_figure(fig, path)
 
 
 @dataclass

@@ -31,13 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import figure_style as style
 from .plan import REFERENCE_ARM
 from ..inference.postprocessing import postprocessing_record
 from .statistics import bootstrap_ci, paired_difference
 
 METRICS = ("dice", "iou")
-#: one colour per arm in every figure
-ARM_COLOURS = {"baseline": "#7f7f7f", "context": "#1f77b4", "masksup": "#d62728", "baseline-2x": "#2ca02c"}
 #: the evaluation of the final checkpoint with flip TTA (``compare --tta``), shown next to ``final``
 TTA_KIND = "final-tta"
 #: the post-processed evaluations (``compare --keep_largest``) and the evaluation each one post-processes
@@ -300,22 +299,21 @@ def _paired_table(rows: Sequence[dict], header: str, chosen: bool = False) -> li
 
 def bar_chart(summary: Sequence[dict], path: Path, title: str = "") -> Path:
     """Mean Dice and IoU per arm (final checkpoint) with bootstrap 95 % CIs."""
-    from ..training.figures import plt, save_figure
-
     rows = [r for r in summary if r["checkpoint"] == "final"] or list(summary)
-    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.2 * len(rows), 3.6))
+    colours = style.series_colours(r["arm"] for r in rows)
+    fig, axes = style.pyplot().subplots(1, 2, figsize=(4 + 1.2 * len(rows), 3.6))
     for ax, metric in zip(axes, METRICS):
         means = [r[f"{metric}_mean"] for r in rows]
         errors = np.array([[m - r[f"{metric}_ci_low"], r[f"{metric}_ci_high"] - m] for m, r in zip(means, rows)]).T
         ax.bar(range(len(rows)), means, yerr=np.nan_to_num(errors), capsize=4,
-               color=[ARM_COLOURS.get(r["arm"], "#9467bd") for r in rows])
+               color=[colours[r["arm"]] for r in rows])
         ax.set_xticks(range(len(rows)), [r["arm"] for r in rows], rotation=20)
         ax.set_ylim(*_y_range(rows, metric))
         ax.set_ylabel(f"{metric.upper() if metric == 'iou' else 'Dice'} (held-out, native resolution)")
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(title or "mean with bootstrap 95 % CI over cases")
+        ax.grid(axis="y", alpha=style.GRID_ALPHA)
+    fig.suptitle(title or "mean with bootstrap 95 % CI over cases", fontsize=style.FONT_TITLE)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return style.save_figure(fig, path)
 
 
 def _y_range(rows: Sequence[dict], metric: str) -> tuple[float, float]:
@@ -328,20 +326,19 @@ def _y_range(rows: Sequence[dict], metric: str) -> tuple[float, float]:
 
 def robustness_chart(curves: dict, path: Path, title: str = "") -> Path:
     """Dice versus the share of the input hidden (free-form masks), one line per arm (± std over runs)."""
-    from ..training.figures import plt, save_figure
-
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    colours = style.series_colours(curves)
+    fig, ax = style.pyplot().subplots(figsize=(5.2, 3.8))
     for arm, points in curves.items():
         h, d, s = (np.array(v) for v in zip(*points))
-        ax.errorbar(h * 100, d, yerr=s, marker="o", capsize=3, label=arm, color=ARM_COLOURS.get(arm))
+        ax.errorbar(h * 100, d, yerr=s, marker="o", capsize=3, label=arm, color=colours[arm])
     ax.set_xlabel("input hidden (%)")
     ax.set_ylabel("Dice")
     ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=style.GRID_ALPHA)
     ax.legend()
-    ax.set_title(title or "robustness to occlusion (held-out cases)")
+    ax.set_title(title or "robustness to occlusion (held-out cases)", fontsize=style.FONT_TITLE)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return style.save_figure(fig, path)
 
 
 def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("baseline", "masksup"), n_cases: int = 4,
@@ -349,9 +346,6 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
     """Image | truth | each arm's mask on the same held-out cases (seed of the first common run): the cases
     where the second arm gains most and loses most against the first. ``None`` when the arms share no case."""
     from ..inference.evaluation import _binarise_label
-    from matplotlib.colors import ListedColormap
-
-    from ..training.figures import plt, save_figure
     from ..inference.predictor import Predictor
     from ..io import read_case
     from ..io.overlay import display_rgb
@@ -368,7 +362,7 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
     keys.sort(key=lambda k: scores[arms[-1]][k]["dice"] - scores[arms[0]][k]["dice"])
     chosen = list(dict.fromkeys(keys[-(n_cases // 2 or 1):][::-1] + keys[: n_cases - n_cases // 2]))[:n_cases]
     by_run = {(r["arm"], int(r["seed"]), int(r["fold"])): r for r in results}
-    fig, axes = plt.subplots(len(chosen), 2 + len(arms), figsize=(2.2 * (2 + len(arms)), 1.8 * len(chosen)), squeeze=False)
+    fig, axes = style.pyplot().subplots(len(chosen), 2 + len(arms), figsize=(2.2 * (2 + len(arms)), 1.8 * len(chosen)), squeeze=False)
     predictors: dict[str, Predictor] = {}
 
     def predictor(run: dict) -> Predictor:
@@ -386,25 +380,25 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
         panels = [("image", None), ("truth", None)] + [(arm, None) for arm in arms]
         for col, (name, _) in enumerate(panels):
             ax = axes[row][col]
-            ax.axis("off")
             if name == "image":
-                ax.imshow(rgb)
-                ax.set_title(key[1], fontsize=8)
+                style.draw_masks(ax, rgb, [])
+                ax.set_title(key[1], fontsize=style.FONT_SMALL)
                 continue
             if name == "truth":
                 record = predictor(by_run[(arms[0], seed, fold)]).record
                 mask = _binarise_label(read_case(item["label"]).image, record.label_threshold)
-                title = "truth"
+                title, colour = "truth", style.TRUTH
             else:
                 mask = predictor(by_run[(name, seed, fold)]).segment(case.image, case.stored_bits)[0]
-                title = f"{name}: Dice {scores[name][key]['dice']:.3f}"
-            ax.imshow(rgb)
-            ax.imshow(np.ma.masked_where(~mask.T.astype(bool), mask.T), cmap=ListedColormap(["red"]), alpha=0.45)
-            ax.set_title(title, fontsize=8)
-    fig.suptitle(f"held-out cases where {arms[-1]} gains most (top) and loses most (bottom) against {arms[0]}; "
-                 "red = foreground", fontsize=9)
+                title, colour = f"{name}: Dice {scores[name][key]['dice']:.3f}", style.PREDICTION
+            shown = np.asarray(mask, dtype=bool).T
+            style.draw_masks(ax, style.tint(rgb / 255.0, shown, colour), [(shown, colour)])
+            ax.set_title(title, fontsize=style.FONT_SMALL)
+    fig.suptitle(f"held-out cases where {arms[-1]} gains most (top) and loses most (bottom) against {arms[0]}",
+                 fontsize=style.FONT_LABEL)
     fig.tight_layout()
-    return save_figure(fig, path)
+    style.colour_key(fig, [style.TRUTH_KEY, style.PREDICTION_KEY])
+    return style.save_figure(fig, path)
 
 
 def complete_groups(results: Sequence[dict]) -> tuple[list[dict], list[str]]:
@@ -463,10 +457,14 @@ def write_study_report(results: Sequence[dict], out_dir: str | Path, title: str 
         if kind not in kinds and len(lacking) < len(results):
             text += (f"\n{_label(kind)} is shown once every compared run has it (`compare {option}`); "
                      f"still without: {', '.join(lacking)}.\n")
+    from .quality import quality_section  # compare --uncertainty: risk-coverage of the quality scores per arm
+
+    quality_text, quality_paths = quality_section(results, out_dir, figures)
+    text += quality_text
     if not figures:
         text += (f"\nInterim report of the {len(results)} compared runs finished so far, written while the study runs; "
                  "the figures in this folder are redrawn when `compare` ends.\n")
-    paths = {"summary_md": write_text(out_dir / "summary.md", text)}
+    paths = {"summary_md": write_text(out_dir / "summary.md", text), **quality_paths}
     if summary:
         paths["summary_csv"] = write_csv(out_dir / "summary.csv", summary, list(summary[0]))
     if summary and figures:
