@@ -218,7 +218,7 @@ def write_labelled_set(folder: str | Path, n: int = 4, size: tuple[int, int] = (
 @functools.cache
 def shared_tracking_uri() -> str:
     """One MLflow store for the whole test process (creating a SQLite store takes seconds)."""
-    from medseg_masksup.training.tracking import sqlite_uri
+    from medseg_masksup.tracking.store import sqlite_uri
 
     return sqlite_uri(str(_TMP / "mlflow.db"))
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from medseg_masksup.training.tracking import sqlite_uri, training_view_url
+from medseg_masksup.tracking.run_handler import training_view_url
+from medseg_masksup.tracking.store import sqlite_uri
 from server_fixtures import free_port, loopback_server
 from test_bundle_training import run_bundle
 

@@ -7,7 +7,7 @@ import json
 import mlflow
 import torch
 
-from medseg_masksup.training.tracking import sqlite_uri
+from medseg_masksup.tracking.store import sqlite_uri
 from test_bundle_training import run_bundle
 
 

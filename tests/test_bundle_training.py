@@ -14,7 +14,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from conftest import REPO, TRAIN_CONFIG
-from medseg_masksup.training.tracking import sqlite_uri
+from medseg_masksup.tracking.store import sqlite_uri
 
 TINY = ["--epochs", "1", "--img_size", "[32,32]", "--synthetic_cases", "10", "--synthetic_size", "32", "--batch_size", "4"]
 

@@ -16,7 +16,7 @@ import mlflow
 
 from conftest import REPO, TRAIN_CONFIG
 from medseg_masksup.training.run_claim import LOCK_NAME
-from medseg_masksup.training.tracking import sqlite_uri
+from medseg_masksup.tracking.store import sqlite_uri
 
 # a first epoch of minutes (samples_per_epoch), so a kill lands before the first checkpoint
 ARGS = ["--img_size", "[32,32]", "--synthetic_cases", "12", "--synthetic_size", "32", "--batch_size", "2",

@@ -17,7 +17,7 @@ from medseg_masksup.record import TrainingRecord
 from medseg_masksup.training.checkpoints import TrainingCheckpoints
 from medseg_masksup.training.checks import check_settings
 from medseg_masksup.training.ema import WeightEMA, build_ema
-from medseg_masksup.training.tracking import sqlite_uri
+from medseg_masksup.tracking.store import sqlite_uri
 
 TINY = ["--img_size", "[32,32]", "--synthetic_cases", "10", "--synthetic_size", "32", "--batch_size", "4"]
 # strong augmentation on: the random transforms' own generators are part of last.pt too (transform_rng), so a

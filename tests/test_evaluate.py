@@ -13,7 +13,7 @@ from infer_fixtures import bright_checkpoint, shared_experiment, shared_tracking
 from medseg_masksup.commands import evaluate as evaluate_cmd
 from medseg_masksup.data.datalist import load_items
 from medseg_masksup.inference.evaluation import case_metrics, default_tracking_uri, evaluate_checkpoint, hd95_unit, summarise
-from medseg_masksup.training.mlflow_model import using_tracking_uri
+from medseg_masksup.tracking.backbone_model import using_tracking_uri
 from medseg_masksup.inference.worst_cases import WorstCases
 from medseg_masksup.io import UserError
 from medseg_masksup.record import TrainingRecord

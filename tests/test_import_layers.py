@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("io", ("io",)),
     ("data", ("data",)),
     ("model", ("networks", "method", "checkpoint", "")),
+    ("tracking", ("tracking",)),
     ("training", ("training",)),
     ("inference", ("inference", "quality")),
     ("study", ("study", "tools")),

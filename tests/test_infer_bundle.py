@@ -65,7 +65,7 @@ def test_real_training_bundle_checkpoint_through_inference_and_evaluation_bundle
     from PIL import Image
 
     from medseg_masksup.inference.evaluation import evaluate_checkpoint
-    from medseg_masksup.training.tracking import sqlite_uri
+    from medseg_masksup.tracking.store import sqlite_uri
 
     train = _python("-m", "monai.bundle", "run", "training", "--config_file", "bundles/masksup/train.json",
                     "--output_dir", str(tmp_path / "runs"), "--epochs", "1", "--img_size", "[32,32]",

@@ -15,7 +15,7 @@ import mlflow
 
 from conftest import REPO, TRAIN_CONFIG
 from medseg_masksup.training.interrupt import resume_command
-from medseg_masksup.training.tracking import sqlite_uri
+from medseg_masksup.tracking.store import sqlite_uri
 
 ARGS = ["--img_size", "[32,32]", "--synthetic_cases", "24", "--synthetic_size", "32", "--batch_size", "2"]
 ENV = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}

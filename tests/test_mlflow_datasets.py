@@ -3,8 +3,8 @@
 import mlflow
 
 from medseg_masksup.data.datalist import fingerprint
-from medseg_masksup.training.mlflow_datasets import log_datalists
-from medseg_masksup.training.tracking import sqlite_uri
+from medseg_masksup.tracking.datasets import log_datalists
+from medseg_masksup.tracking.store import sqlite_uri
 
 
 def test_splits_become_run_inputs_with_fingerprint_digests(tmp_path):

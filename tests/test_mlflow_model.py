@@ -11,10 +11,10 @@ import pytest
 import torch
 import yaml
 
-from medseg_masksup.training.mlflow_model import log_backbone_model, save_backbone_model, using_tracking_uri
+from medseg_masksup.tracking.backbone_model import log_backbone_model, save_backbone_model, using_tracking_uri
 from medseg_masksup.networks import build_network
 from medseg_masksup.record import TrainingRecord
-from medseg_masksup.training.tracking import sqlite_uri
+from medseg_masksup.tracking.store import sqlite_uri
 
 
 def test_backbone_saved_as_exported_program_with_dynamic_batch(tmp_path):

@@ -15,7 +15,7 @@ from medseg_masksup.method.loss import MaskSupLoss
 from medseg_masksup.method.masking import MaskGenerator
 from medseg_masksup.record import TrainingRecord
 from medseg_masksup.training.checkpoints import TrainingCheckpoints
-from medseg_masksup.training.tracking import run_training
+from medseg_masksup.training.run import run_training
 from medseg_masksup.method.trainer import MaskSupTrainer, NonFiniteLossError
 from medseg_masksup.method.wrapper import MaskSup
 

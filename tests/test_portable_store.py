@@ -4,8 +4,8 @@ import shutil
 
 import mlflow
 
-from medseg_masksup.training.portable_store import create_experiment, rebase_artifacts
-from medseg_masksup.training.tracking import sqlite_uri
+from medseg_masksup.tracking.portable_store import create_experiment, rebase_artifacts
+from medseg_masksup.tracking.store import sqlite_uri
 
 
 def _store_with_one_run(folder, explicit_location=None):
@@ -75,7 +75,7 @@ def test_new_experiments_open_in_the_model_training_view(tmp_path):
 def test_the_store_folder_comes_from_the_one_sqlite_uri_parser(tmp_path):
     """store.sqlite_path is the only reader of a sqlite:/// URI: a query string is not part of the file name, and
     an in-memory store has no folder to keep artifacts in."""
-    from medseg_masksup.training.portable_store import default_artifact_location
+    from medseg_masksup.tracking.portable_store import default_artifact_location
 
     db = tmp_path / "runs" / "mlflow.db"
     assert default_artifact_location(sqlite_uri(str(db)) + "?timeout=30") == (db.parent / "mlruns").as_uri()

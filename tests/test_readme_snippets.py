@@ -28,11 +28,11 @@ def test_readme_mlflow_snippet_loads_the_newest_training_run_s_model(tmp_path):
     masksup-synthetic-glands), with a newer evaluation run (no model) filed after the training run."""
     import mlflow
 
-    from medseg_masksup.training.mlflow_model import log_backbone_model
+    from medseg_masksup.tracking.backbone_model import log_backbone_model
     from medseg_masksup.networks import build_network
     from medseg_masksup.record import TrainingRecord
-    from medseg_masksup.training.portable_store import create_experiment
-    from medseg_masksup.training.tracking import sqlite_uri
+    from medseg_masksup.tracking.portable_store import create_experiment
+    from medseg_masksup.tracking.store import sqlite_uri
 
     (tmp_path / "runs").mkdir()
     client = mlflow.MlflowClient(sqlite_uri(str(tmp_path / "runs" / "mlflow.db")))

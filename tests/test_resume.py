@@ -12,7 +12,7 @@ import mlflow
 import torch
 
 from conftest import REPO, TRAIN_CONFIG
-from medseg_masksup.training.tracking import sqlite_uri
+from medseg_masksup.tracking.store import sqlite_uri
 
 ARGS = ["--epochs", "4", "--img_size", "[32,32]", "--synthetic_cases", "40", "--synthetic_size", "32", "--batch_size", "2"]
 

@@ -29,7 +29,7 @@ from PIL import Image
 
 from conftest import REPO, TRAIN_CONFIG
 from medseg_masksup.training.run_claim import LOCK_NAME
-from medseg_masksup.training.tracking import sqlite_uri
+from medseg_masksup.tracking.store import sqlite_uri
 
 pytestmark = pytest.mark.slow
 

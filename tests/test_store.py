@@ -11,8 +11,7 @@ import mlflow
 import pytest
 
 from conftest import REPO
-from medseg_masksup.training.store import ensure_store, sqlite_path, store_lock
-from medseg_masksup.training.tracking import sqlite_uri
+from medseg_masksup.tracking.store import ensure_store, sqlite_path, sqlite_uri, store_lock
 
 #: one process: import everything once, then 3 times: wait until all processes are ready, open a fresh store
 #: and start a run in it exactly as training does
@@ -20,7 +19,8 @@ START_RUNS = """
 import sys, time
 from pathlib import Path
 from ignite.engine import Engine
-from medseg_masksup.training.tracking import MLflowRunHandler, sqlite_uri
+from medseg_masksup.tracking.run_handler import MLflowRunHandler
+from medseg_masksup.tracking.store import sqlite_uri
 root, name, n_procs, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 (root / f"ready-{name}").touch()
 for r in range(rounds):

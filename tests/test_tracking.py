@@ -2,7 +2,8 @@ import mlflow
 import pytest
 from ignite.engine import Engine
 
-from medseg_masksup.training.tracking import MLflowRunHandler, sqlite_uri
+from medseg_masksup.tracking.run_handler import MLflowRunHandler
+from medseg_masksup.tracking.store import sqlite_uri
 
 
 def _engine():
@@ -35,3 +36,28 @@ def test_resume_with_changed_params_tags_them_instead_of_failing(tmp_path):
 def test_a_run_name_is_required(tmp_path):
     with pytest.raises(ValueError, match="needs a run_name"):
         MLflowRunHandler(tracking_uri=sqlite_uri(str(tmp_path / "m.db")), experiment_name="e")
+
+
+def test_close_abandoned_runs_closes_only_the_runs_whose_folder_the_caller_judges_dead(tmp_path):
+    """The handler knows no run folders: the caller (training's run claims) says which are dead."""
+    uri = sqlite_uri(str(tmp_path / "mlflow.db"))
+    runs = {}
+    for name in ("dead", "alive", "untagged"):
+        handler = MLflowRunHandler(tracking_uri=uri, experiment_name="e", run_name=name)
+        if name != "untagged":
+            handler.trains_in(str(tmp_path / name))
+        handler.start(_engine())  # all three left RUNNING
+        runs[name] = handler.run_id
+    judged = []
+
+    def abandoned(folder: str) -> bool:
+        judged.append(folder)
+        return folder.endswith("dead")
+
+    closer = MLflowRunHandler(tracking_uri=uri, experiment_name="e", run_name="next")
+    closed = closer.close_abandoned_runs(abandoned)
+    assert [(r.run_id, r.run_name, r.run_dir) for r in closed] == [(runs["dead"], "dead", str(tmp_path / "dead"))]
+    assert sorted(judged) == [str(tmp_path / "alive"), str(tmp_path / "dead")]  # the untagged run is never judged
+    client = mlflow.MlflowClient(uri)
+    assert {n: client.get_run(i).info.status for n, i in runs.items()} == {
+        "dead": "KILLED", "alive": "RUNNING", "untagged": "RUNNING"}

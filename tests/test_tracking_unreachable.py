@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import pytest
 
 from conftest import REPO, TRAIN_CONFIG
-from medseg_masksup.training.tracking_probe import PROBE_TIMEOUT_S, TrackingServerError, require_reachable
+from medseg_masksup.tracking.server_probe import PROBE_TIMEOUT_S, TrackingServerError, require_reachable
 
 ENV = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
 

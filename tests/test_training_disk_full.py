@@ -19,7 +19,7 @@ import torch
 from conftest import REPO, TRAIN_CONFIG
 from medseg_masksup.checkpoint import save_checkpoint
 from medseg_masksup.training.disk_full import disk_full_error, disk_full_message, written_file
-from medseg_masksup.training.tracking import sqlite_uri
+from medseg_masksup.tracking.store import sqlite_uri
 
 ARGS = ["--img_size", "[32,32]", "--synthetic_cases", "12", "--synthetic_size", "32", "--batch_size", "2"]
 ENV = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}

@@ -35,7 +35,7 @@ import torch
 from ..errors import NothingProcessedError, UserError
 from ..record import TrainingRecord
 from ..data.datalist import load_items
-from ..training.tracking_probe import require_reachable
+from ..tracking.server_probe import require_reachable
 from .options import InferenceOptions
 from .worst_cases import WorstCases
 
@@ -127,8 +127,8 @@ def log_run(
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
-    from ..training.portable_store import create_experiment, rebase_artifacts
-    from ..training.store import ensure_store, store_lock
+    from ..tracking.portable_store import create_experiment, rebase_artifacts
+    from ..tracking.store import ensure_store, store_lock
 
     experiment_name = record.mlflow_experiment or f"masksup-{record.dataset or 'evaluation'}"
     with store_lock(tracking_uri):  # runs started together must not race to create the store or experiment
@@ -172,7 +172,7 @@ def _table(rows: list[dict[str, Any]]):
 
 def default_tracking_uri(output_dir: str | Path, tracking_uri: str | None) -> str:
     """``tracking_uri`` if given, else ``sqlite:///<output_dir>/mlflow.db``."""
-    from ..training.tracking import sqlite_uri
+    from ..tracking.store import sqlite_uri
 
     return tracking_uri or sqlite_uri(str(Path(output_dir) / "mlflow.db"))
 

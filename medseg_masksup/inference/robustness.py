@@ -25,7 +25,7 @@ import torch
 
 from ..errors import UserError
 from ..method.masking import MASK_KINDS, MaskGenerator
-from ..training.tracking_probe import require_reachable
+from ..tracking.server_probe import require_reachable
 from .options import InferenceOptions
 
 DEFAULT_RATIOS = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75)

@@ -80,7 +80,7 @@ def planned_evaluations(plan: StudyPlan) -> list[str]:
 
 
 def tracking_uri(study_dir: Path) -> str:
-    from ..training.tracking import sqlite_uri
+    from ..tracking.store import sqlite_uri
 
     return sqlite_uri(str(study_dir / "mlflow.db"))
 
@@ -274,7 +274,7 @@ def prepare_study(plan: StudyPlan, study_dir: Path, first: Sequence[str] = ()) -
     if unknown:
         raise UserError(f"--first {' '.join(unknown)}: not an arm of this study (its arms: {', '.join(plan.arms)})")
     plan.save(path)
-    from ..training.store import ensure_store, store_lock
+    from ..tracking.store import ensure_store, store_lock
 
     with store_lock(tracking_uri(study_dir)):  # create the store once, before any run
         ensure_store(tracking_uri(study_dir))

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..devices import choose_device
-from .store import sqlite_path
+from ..tracking.store import sqlite_path
 
 T = TypeVar("T")
 

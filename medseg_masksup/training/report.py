@@ -17,9 +17,9 @@ from ..io.atomic import write_json
 from ..method.masking import MaskGenerator
 from ..data.preprocessing import make_inferer
 from ..record import TrainingRecord
-from .mlflow_model import log_backbone_model
+from ..tracking.backbone_model import log_backbone_model
 from .threshold_baseline import dice, threshold_dice
-from .tracking import MLflowRunHandler, training_view_url
+from ..tracking.run_handler import MLflowRunHandler, training_view_url
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 

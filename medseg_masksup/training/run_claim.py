@@ -4,7 +4,7 @@ The process that makes (or resumes) a run folder holds an exclusive ``flock`` on
 while it lives; the kernel drops the lock when the process ends, however it ends (SIGKILL, OOM killer, power
 cut), while the file stays. So a lock file nobody holds marks a run whose training died, and a folder holding
 nothing else is a run that died before writing anything (:func:`remove_if_empty`): the next start removes it
-and closes its MLflow run (:meth:`~medseg_masksup.training.tracking.MLflowRunHandler.close_abandoned_runs`).
+and closes its MLflow run (:func:`~medseg_masksup.training.run.close_dead_trainings`).
 A training that ends by itself releases its claim and removes the lock file (and the folder, if it is still
 empty). Where ``fcntl`` is missing (Windows) nothing is claimed and nothing is ever judged dead.
 """

@@ -262,7 +262,7 @@ SETTINGS: tuple[Setting, ...] = (
             "`last.pt`; or a run folder. Same MLflow run, same folder", kind="any"),
     Setting("run_name", "$@method", "MLflow run name", shown_default="the method"),
     Setting("run_tags", {}, "extra MLflow run tags (the study runner sets study/arm/seed/fold)", kind="dict"),
-    Setting("tracking_uri", "$medseg_masksup.training.tracking.sqlite_uri(os.path.join(@output_dir, 'mlflow.db'))",
+    Setting("tracking_uri", "$medseg_masksup.tracking.store.sqlite_uri(os.path.join(@output_dir, 'mlflow.db'))",
             "MLflow store; a server URI (`http://…`) for a shared one", shown_default="`sqlite:///<output_dir>/mlflow.db`"),
     Setting("register_model", "", "also register the logged model in the MLflow Model Registry under this name"),
     Setting("device", "$medseg_masksup.devices.choose_device()", "`cpu`, `cuda`, `cuda:1` …",

@@ -1,8 +1,9 @@
-"""MLflow's SQLite store, created and upgraded by one process at a time.
+"""MLflow's SQLite store: its URI, and the store created and upgraded by one process at a time.
 
-MLflow creates (and migrates) a ``sqlite:///`` store the first time a client opens it, and the
-experiment the first time a run asks for it. Several trainings started together into a fresh
-``--output_dir`` race on both (``alembic … Online migration expected to match one row``,
+:func:`sqlite_uri` writes a store's ``sqlite:///`` URI and :func:`sqlite_path` reads its database file back;
+nothing else in the package spells that form. MLflow creates (and migrates) a ``sqlite:///`` store the first
+time a client opens it, and the experiment the first time a run asks for it. Several trainings started
+together into a fresh ``--output_dir`` race on both (``alembic … Online migration expected to match one row``,
 ``table _alembic_tmp_experiments already exists``, a second experiment of the same name).
 :func:`store_lock` serialises these steps with a file lock beside the database file.
 """
@@ -18,6 +19,11 @@ from filelock import FileLock
 
 #: seconds to wait for another process to finish creating the store before giving up
 LOCK_TIMEOUT_S = 600.0
+
+
+def sqlite_uri(path: str) -> str:
+    """``sqlite:///<absolute path>``: MLflow 3's local store (plain file stores are refused since 3.13)."""
+    return "sqlite:///" + os.path.abspath(path)
 
 
 def sqlite_path(tracking_uri: str | None) -> Path | None:
@@ -57,7 +63,7 @@ def ensure_store(tracking_uri: str | None) -> None:
     building = path.with_name(f".{path.name}.creating")
     for leftover in [building, *(building.with_name(building.name + end) for end in ("-journal", "-wal", "-shm"))]:
         leftover.unlink(missing_ok=True)  # from a creation that was killed
-    client = mlflow.MlflowClient(tracking_uri="sqlite:///" + os.fspath(building))
+    client = mlflow.MlflowClient(tracking_uri=sqlite_uri(os.fspath(building)))
     store = client._tracking_client.store  # MLflow offers no public close; MONAI's handler does the same
     for engine in {getattr(store, "engine", None), getattr(store, "read_engine", None)} - {None}:
         engine.dispose()

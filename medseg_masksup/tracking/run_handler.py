@@ -1,29 +1,20 @@
-"""MLflow tracking: MONAI's MLFlowHandler, made to never adopt a stale run."""
+"""MLflow tracking of a run: MONAI's MLFlowHandler, made to never adopt a stale run."""
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 from mlflow.exceptions import MlflowException
 from monai.handlers import MLFlowHandler
 
-from ..checkpoint import LAST
-from .run_claim import abandoned, release, remove_abandoned_empty_folders, remove_if_empty
-from .store import ensure_store, sqlite_path, store_lock
-from .tracking_probe import require_reachable  # noqa: F401 - the bundle probes the server through this module
+from .store import ensure_store, store_lock
 
 
-def sqlite_uri(path: str) -> str:
-    """``sqlite:///<absolute path>``: MLflow 3's local store (plain file stores are refused since 3.13)."""
-    return "sqlite:///" + os.path.abspath(path)
-
-
-#: tags naming where a run trains, so a later start can tell that its training died (:mod:`.run_claim`)
+#: tags naming where a run trains, so a later start can tell that its training died
+#: (:mod:`medseg_masksup.training.run_claim`)
 RUN_DIR_TAG, HOST_TAG = "medseg_masksup.run_dir", "medseg_masksup.host"
 
 
@@ -34,6 +25,14 @@ def training_view_url(experiment_id: str, server: str = "http://127.0.0.1:5000")
     return f"{server}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
+class AbandonedRun(NamedTuple):
+    """An MLflow run closed as KILLED because its training died: its id, name and run folder."""
+
+    run_id: str
+    run_name: str
+    run_dir: str
+
+
 class MLflowRunHandler(MLFlowHandler):
     """MLFlowHandler that opens a *new* run (or resumes ``run_id``) instead of adopting any unfinished run.
 
@@ -42,7 +41,8 @@ class MLflowRunHandler(MLFlowHandler):
     ``datalists`` (``{"training": items, "validation": items}``) are logged as the run's MLflow datasets;
     ``run_id`` resumes that run; ``share_with`` logs into another handler's run (e.g. the validator's
     metrics into the trainer's run); otherwise a fresh run named ``run_name`` is created. A resumed
-    run never logs a metric step twice. :func:`run_training` marks the run FAILED when training raises.
+    run never logs a metric step twice. :meth:`fail` ends the run FAILED or KILLED (training's
+    :func:`~medseg_masksup.training.run.run_training` calls it when training raises or is interrupted).
     """
 
     def __init__(self, tracking_uri: str | None = None, *args, run_id: str | None = None,
@@ -65,7 +65,7 @@ class MLflowRunHandler(MLFlowHandler):
 
     def _set_experiment(self) -> None:
         """MONAI's, except that a new experiment opens in the UI's model-training view and keeps its
-        artifacts relative to the store (:mod:`medseg_masksup.training.portable_store`)."""
+        artifacts relative to the store (:mod:`.portable_store`)."""
         from .portable_store import create_experiment, rebase_artifacts
 
         with store_lock(self.client.tracking_uri):  # one process creates the experiment, the others find it
@@ -99,8 +99,8 @@ class MLflowRunHandler(MLFlowHandler):
         super().start(engine)
 
     def _log_datalists(self, _dataset_dict) -> None:
-        """MONAI's dataset hook: the ``datalists`` splits as MLflow datasets (:mod:`medseg_masksup.training.mlflow_datasets`)."""
-        from .mlflow_datasets import log_datalists
+        """MONAI's dataset hook: the ``datalists`` splits as MLflow datasets (:mod:`.datasets`)."""
+        from .datasets import log_datalists
 
         log_datalists(self.client, self.run_id, self.datalists, self.dataset_name, self.datalist_source)
 
@@ -141,10 +141,9 @@ class MLflowRunHandler(MLFlowHandler):
         """Tag the run with ``run_dir`` and this host, so a later start can tell whether its training died."""
         self.tags.update({RUN_DIR_TAG: os.path.abspath(run_dir), HOST_TAG: socket.gethostname()})
 
-    def close_abandoned_runs(self) -> list[str]:
-        """Close as KILLED this experiment's runs left RUNNING by a training on this host that died (SIGKILL, a
-        power cut: its run folder's claim is free, :mod:`.run_claim`), and remove a run folder such a training
-        left empty; one line on stderr for each. Returns the ids of the runs closed."""
+    def close_abandoned_runs(self, abandoned: Callable[[str], bool]) -> list[AbandonedRun]:
+        """Close as KILLED this experiment's runs left RUNNING by a training on this host whose run folder
+        ``abandoned`` judges dead (SIGKILL, a power cut: no live process claims it). Returns the runs closed."""
         experiment = self.client.get_experiment_by_name(self.experiment_name)
         if experiment is None:
             return []
@@ -154,84 +153,6 @@ class MLflowRunHandler(MLFlowHandler):
             if not folder or run.data.tags.get(HOST_TAG) != host or not abandoned(folder):
                 continue
             self.client.set_terminated(run.info.run_id, "KILLED")
-            closed.append(run.info.run_id)
-            if remove_if_empty(folder):
-                left = f"its empty run folder {folder} was removed"
-            elif (Path(folder) / LAST).is_file():
-                left = f"resume it with --resume {folder}"
-            else:
-                left = f"its run folder {folder} holds no checkpoint to resume"
-            print(f"closed MLflow run {run.info.run_id} ({run.info.run_name}) as KILLED: its training died without "
-                  f"ending it; {left}", file=sys.stderr, flush=True)
+            closed.append(AbandonedRun(run.info.run_id, run.info.run_name, folder))
         return closed
 
-
-def _tidy_up_after_dead_runs(mlflow_handler: MLflowRunHandler | None, run_dir: str) -> None:
-    """Before a run starts: close the MLflow runs of trainings that died, remove the run folders they left empty,
-    and tag the new run so a later start can do the same for it (rank 0 only under torchrun)."""
-    from .distributed import is_main_process
-
-    if not is_main_process():
-        return
-    if mlflow_handler is not None:
-        mlflow_handler.close_abandoned_runs()
-        mlflow_handler.trains_in(run_dir)
-    for folder in remove_abandoned_empty_folders(Path(run_dir).parent):
-        print(f"removed {folder}: an empty run folder left by a training that died before writing anything",
-              file=sys.stderr, flush=True)
-
-
-def _end_run(mlflow_handler: MLflowRunHandler | None, status: str) -> None:
-    """Mark the MLflow run ``status``; a store that cannot be written (a full disk) does not hide the first error."""
-    if mlflow_handler is not None:
-        try:
-            mlflow_handler.fail(status)
-        except Exception:  # noqa: BLE001 - the error that ended training is what gets reported
-            pass
-
-
-def run_training(trainer, mlflow_handler: MLflowRunHandler | None = None, run_dir: str | None = None) -> None:
-    """``trainer.run()``; on an error the MLflow run is marked FAILED, and a bad loss, bad data or a full disk ends
-    the program with its one-line message instead of a stack trace. Ctrl-C or SIGTERM marks the run KILLED and ends
-    the program (status 130 or 143) with one line: the epoch it stopped in and the command that resumes ``run_dir``.
-
-    Before training, the runs of trainings that died (killed before they could end their MLflow run) are closed
-    as KILLED and the run folders they left empty are removed; when training ends, ``run_dir``'s claim is given
-    up, and the folder removed if the run wrote nothing into it (:mod:`.run_claim`)."""
-    from ..errors import CheckpointError
-    from .disk_full import PendingWrite, disk_full_error, disk_full_message
-    from ..io.atomic import watched_writes
-    from .interrupt import Interrupted, exit_status, interrupt_on_signals, resume_command
-    from ..method.trainer import NonFiniteLossError
-
-    if run_dir:
-        _tidy_up_after_dead_runs(mlflow_handler, run_dir)
-    writing = PendingWrite()
-    try:
-        with interrupt_on_signals(quiet=True), watched_writes(writing):
-            trainer.run()
-    except KeyboardInterrupt as err:
-        _end_run(mlflow_handler, "KILLED")
-        removed = bool(run_dir) and release(run_dir)
-        if not run_dir:
-            where = ""
-        elif (Path(run_dir) / LAST).is_file():
-            where = f"; resume with: {resume_command(run_dir)}"
-        else:
-            where = (f" before its first checkpoint: nothing to resume"
-                     + (f" (its empty run folder {run_dir} was removed)" if removed else f" in {run_dir}"))
-        by = f" by {err.args[0]}" if isinstance(err, Interrupted) and err.signum != signal.SIGINT else ""
-        print(f"\ninterrupted at epoch {trainer.state.epoch}{by}{where}", file=sys.stderr, flush=True)  # below the progress bar
-        raise SystemExit(exit_status(err)) from None
-    except BaseException as err:
-        _end_run(mlflow_handler, "FAILED")
-        if run_dir:
-            release(run_dir)
-        if run_dir and disk_full_error(err) is not None:
-            store = sqlite_path(mlflow_handler.client.tracking_uri) if mlflow_handler is not None else None
-            raise SystemExit(f"error: {disk_full_message(err, run_dir, resume_command(run_dir), store, writing.path)}") from None
-        if isinstance(err, (NonFiniteLossError, CheckpointError)):
-            raise SystemExit(f"error: {err}") from None
-        raise
-    if run_dir:
-        release(run_dir)
