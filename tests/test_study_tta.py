@@ -4,9 +4,7 @@ nothing else touched, ``result.json`` replaced only when it is complete) and a r
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,39 +12,20 @@ from medseg_masksup.commands.compare import main as compare
 from medseg_masksup.study.plan import StudyPlan
 from medseg_masksup.study.report import write_study_report
 from medseg_masksup.study.runner import RESULT_FILE, run_one
-from study_fixtures import fake_run
+from study_fixtures import (check_evaluation_added, check_kept_once_asked, check_missing_checkpoint, fake_run,
+                            tagged_evaluations)
 
 RUNS = ("baseline-s0-f0", "masksup-s0-f0")
 
 
-def _fingerprints(study: Path) -> dict[str, str]:
-    """sha256 of every file of the runs but their result.json."""
-    return {str(p.relative_to(study)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((study / "runs").rglob("*")) if p.is_file() and p.name != RESULT_FILE}
-
-
 def test_tta_is_added_to_a_finished_study_without_retraining(tiny_study, capsys, monkeypatch):
-    from mlflow.tracking import MlflowClient
-
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     study, args = tiny_study  # a copy of the session's study, trained and evaluated without TTA
-    before = _fingerprints(study)
-    results_before = {key: json.loads((study / "runs" / key / RESULT_FILE).read_text()) for key in RUNS}
-    capsys.readouterr()
-
-    assert compare([*args, "--tta"]) == 0
-    out = capsys.readouterr().out
-    assert "2 runs, 2 already done, 2 of them to complete (final-tta evaluation), 0 to run" in out
-    after = _fingerprints(study)
-    assert {k: v for k, v in after.items() if "/eval-final-tta/" not in k} == before  # training, last.pt, other evals
-    for key in RUNS:
+    results = check_evaluation_added(compare, study, args, capsys, "--tta", "final-tta")  # no retraining
+    for key, result in results.items():
         assert (study / "runs" / key / "eval-final-tta" / "per_case.csv").is_file()
-        result = json.loads((study / "runs" / key / RESULT_FILE).read_text())
-        tta = result["eval"].pop("final-tta")
-        assert tta["per_case_csv"] == f"runs/{key}/eval-final-tta/per_case.csv"
+        tta = result["eval"]["final-tta"]
         assert tta["split"] == result["eval"]["final"]["split"] and tta["metrics"]["dice"]["n"] == 2
-        assert {k: v for k, v in result.items() if k != "seconds"} == {
-            k: v for k, v in results_before[key].items() if k != "seconds"}
         summary = json.loads((study / "runs" / key / "eval-final-tta" / "summary.json").read_text())
         assert summary["options"]["tta"] is True and summary["checkpoint"].endswith("last.pt")
     assert json.loads((study / "study.json").read_text())["tta"] is True
@@ -57,16 +36,8 @@ def test_tta_is_added_to_a_finished_study_without_retraining(tiny_study, capsys,
     with open(study / "report" / "tta.csv", newline="") as fh:
         assert [row["arm"] for row in csv.DictReader(fh)] == ["baseline", "masksup"]
 
-    client = MlflowClient(f"sqlite:///{study / 'mlflow.db'}")
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.tta = 'true'")
-    assert sorted(r.info.run_name for r in runs) == [f"evaluate-{key}-final-tta" for key in RUNS]
-
-    # the study keeps TTA: a later call without --tta has nothing left to do, and --report_only still reports it
-    assert compare(args) == 0
-    assert "2 runs, 2 already done, 0 to run" in capsys.readouterr().out
-    assert _fingerprints(study) == after
-    assert compare([*args, "--report_only"]) == 0
-    assert "final + TTA" in (study / "report" / "summary.md").read_text()
+    assert tagged_evaluations(study, "tta") == [f"evaluate-{key}-final-tta" for key in RUNS]
+    check_kept_once_asked(compare, study, args, capsys, "final + TTA")  # the study keeps TTA
 
 
 def test_interrupted_tta_evaluation_leaves_result_json_as_it_was(tiny_study, monkeypatch):
@@ -122,15 +93,4 @@ def test_tta_on_a_run_without_its_checkpoint_names_the_file_and_keeps_the_result
     """A committed study folder has no weights: ``--tta`` says which checkpoint is missing, fails the run
     (exit 1) and leaves its ``result.json`` as it was."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    study, args = tiny_study
-    result_path = study / "runs" / "baseline-s0-f0" / RESULT_FILE
-    before = result_path.read_bytes()
-    last = study / json.loads(before)["checkpoints"]["final"]
-    last.unlink()
-    capfd.readouterr()
-
-    assert compare([*args, "--tta"]) == 1
-    captured = capfd.readouterr()
-    assert f"error: {last}: checkpoint of run baseline-s0-f0 not found; cannot run its final-tta evaluation" in captured.err
-    assert "FAILED baseline-s0-f0" in captured.out
-    assert result_path.read_bytes() == before
+    check_missing_checkpoint(compare, *tiny_study, capfd, "--tta", "final-tta")

@@ -10,7 +10,10 @@ tagged study / arm / method / seed / fold.
 "final + TTA" section to the report; runs finished before it was asked get only that evaluation.
 ``--keep_largest`` does the same for nnU-Net's post-processing (keep only the largest connected component)
 and the report says, per arm, whether the cross-validation chooses it (``postprocessing.json``).
-A study keeps either once asked.
+``--uncertainty`` scores each final checkpoint's held-out cases with the candidate quality scores
+(``eval-final-uncertainty/``, as ``evaluate --uncertainty``) and the report pools them per arm over the folds:
+risk-coverage table (``risk_coverage.json``) and figure (``risk_coverage-<arm>-s<seed>.png``).
+A study keeps each of them once asked.
 
 ``--arm NAME METHOD KEY=VALUE ...`` defines an arm of one's own (a method with settings of its own, e.g. a recipe
 option) and adds it to the study; it is compared with ``baseline`` on the same folds and seeds like the others.
@@ -56,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score each final checkpoint keeping only the largest connected component, and choose "
                         "it per arm where it raises the mean Dice of the held-out cases (nnU-Net's rule); the study "
                         "keeps it once asked")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also score each final checkpoint's held-out cases with the candidate quality scores "
+                        "(evaluate --uncertainty; the masks are unchanged) and report their risk-coverage per arm, "
+                        "pooled over the folds (finished runs get only that evaluation; the study keeps it once asked)")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (each with OMP_NUM_THREADS=1 unless set)")
     p.add_argument("--workers", type=int, default=None,
                    help="data-loader processes per run (the bundle's num_workers; default: its 0). Like --jobs, a "
@@ -120,7 +127,7 @@ def _compare(args: argparse.Namespace) -> int:
                      arms=list(dict.fromkeys([*args.arms, *custom_arms])), custom_arms=custom_arms,
                      seeds=args.seeds, folds=args.folds, config_files=args.config_file,
                      overrides=parse_overrides(args.set), eval_split=args.eval_split, tta=args.tta,
-                     keep_largest=args.keep_largest)
+                     keep_largest=args.keep_largest, uncertainty=args.uncertainty)
     if not Path(args.datalist).is_file():
         raise UserError(f"--datalist {args.datalist} does not exist")
     if args.workers is not None and args.workers < 0:

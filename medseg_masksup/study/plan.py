@@ -12,8 +12,9 @@ Arms:
 Every run of a study shares the bundle config files and overrides of the plan; an arm only sets
 ``method`` and ``epochs`` (a user-defined arm also its own overrides), a run only ``seed`` and ``val_fold``. The plan is saved as ``study.json`` in the
 study folder; resuming with other training settings is refused (the runs would not be comparable).
-``tta`` and ``keep_largest`` (extra evaluations of each final checkpoint: with flip TTA, keeping only the
-largest connected component) are no training settings: a study may switch them on later, and then keeps them.
+``tta``, ``keep_largest`` and ``uncertainty`` (extra evaluations of each final checkpoint: with flip TTA, keeping
+only the largest connected component, with the candidate quality scores) are no training settings: a study may
+switch them on later, and then keeps them.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class StudyPlan:
     robustness_ratios: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])
     tta: bool = False
     keep_largest: bool = False
+    #: score each final checkpoint's held-out cases with the candidate quality scores (``compare --uncertainty``)
+    uncertainty: bool = False
     #: user-defined arms: ``{name: {"method": ..., "overrides": {...}}}``
     custom_arms: dict = field(default_factory=dict)
 

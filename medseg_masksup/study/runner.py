@@ -15,6 +15,8 @@ Layout of a study folder::
         eval-final-tta/           the same for the final checkpoint with flip TTA (studies with ``tta``)
         eval-final-largest/       ... keeping only the largest connected component (studies with ``keep_largest``;
         eval-final-tta-largest/   with both: TTA, then the largest component)
+        eval-final-uncertainty/   the final checkpoint with the candidate quality scores per case and their
+                                  risk-coverage (studies with ``uncertainty``; the masks are those of eval-final)
         robustness/               robustness.csv of the final checkpoint
         result.json               written last, atomically: the run is done
 
@@ -25,7 +27,8 @@ is a process group of its own: Ctrl-C or SIGTERM to ``compare`` stops every proc
 training saves its state and marks its MLflow run KILLED) before ``compare`` exits, so no training goes on
 writing into the study folder unseen. A finished run
 that lacks an evaluation the plan asks for (``final-tta`` once a study switches ``tta`` on, ``final-largest``
-once it switches ``keep_largest`` on) gets only that evaluation; its ``result.json`` is replaced when the evaluation is complete.
+once it switches ``keep_largest`` on, ``final-uncertainty`` once it switches ``uncertainty`` on) gets only that
+evaluation; its ``result.json`` is replaced when the evaluation is complete.
 """
 
 from __future__ import annotations
@@ -59,24 +62,28 @@ CHECKPOINTS = {"best": BEST, "final": LAST}
 @dataclass(frozen=True)
 class Evaluation:
     """One scoring of a run on the held-out split: which checkpoint (a key of ``CHECKPOINTS``), with flip TTA or
-    not, keeping only the largest connected component or not."""
+    not, keeping only the largest connected component or not, with the candidate quality scores
+    (``evaluate --uncertainty``, default pass settings) or not."""
 
     checkpoint: str
     tta: bool = False
     keep_largest: bool = False
+    uncertainty: bool = False
 
 
 #: every evaluation a run can get, by its name in ``result.json``'s ``"eval"`` (written to ``eval-<name>/``)
 EVALUATIONS = {"best": Evaluation("best"), "final": Evaluation("final"), "final-tta": Evaluation("final", tta=True),
                "final-largest": Evaluation("final", keep_largest=True),
-               "final-tta-largest": Evaluation("final", tta=True, keep_largest=True)}
+               "final-tta-largest": Evaluation("final", tta=True, keep_largest=True),
+               "final-uncertainty": Evaluation("final", uncertainty=True)}
 
 
 def planned_evaluations(plan: StudyPlan) -> list[str]:
-    """The evaluations every run of ``plan`` gets (those with TTA or the largest component only when the study
-    asks for them)."""
+    """The evaluations every run of ``plan`` gets (those with TTA, the largest component or the quality scores
+    only when the study asks for them)."""
     return [name for name, evaluation in EVALUATIONS.items()
-            if (plan.tta or not evaluation.tta) and (plan.keep_largest or not evaluation.keep_largest)]
+            if (plan.tta or not evaluation.tta) and (plan.keep_largest or not evaluation.keep_largest)
+            and (plan.uncertainty or not evaluation.uncertainty)]
 
 
 def tracking_uri(study_dir: Path) -> str:
@@ -174,8 +181,10 @@ def evaluate(plan: StudyPlan, spec: RunSpec, study_dir: Path, training_dir: Path
         report = evaluate_checkpoint(ckpt, plan.datalist, folder / f"eval-{name}", split=plan.eval_split,
                                      tracking_uri=uri, run_name=f"evaluate-{spec.key}-{name}", progress=False,
                                      verbose=False, device="cpu", tta=evaluation.tta, keep_largest=evaluation.keep_largest,
+                                     uncertainty=evaluation.uncertainty,
                                      tags={**tags, "checkpoint": evaluation.checkpoint, "tta": str(evaluation.tta).lower(),
-                                           "keep_largest": str(evaluation.keep_largest).lower()})
+                                           "keep_largest": str(evaluation.keep_largest).lower(),
+                                           "uncertainty": str(evaluation.uncertainty).lower()})
         out[name] = {"split": report.split, "per_case_csv": _relative(report.per_case_csv, study_dir),
                      "metrics": report.summary}
     return out
@@ -270,6 +279,7 @@ def prepare_study(plan: StudyPlan, study_dir: Path, first: Sequence[str] = ()) -
         plan.folds = list(dict.fromkeys(saved.folds + plan.folds))
         # once asked, every run of the study gets them (the report compares all runs)
         plan.tta, plan.keep_largest = plan.tta or saved.tta, plan.keep_largest or saved.keep_largest
+        plan.uncertainty = plan.uncertainty or saved.uncertainty
     unknown = [name for name in first if name not in plan.arms]
     if unknown:
         raise UserError(f"--first {' '.join(unknown)}: not an arm of this study (its arms: {', '.join(plan.arms)})")
@@ -351,8 +361,8 @@ def _run_unfinished(plan: StudyPlan, study_dir: Path, jobs: int, log, workers: i
             return
         result = json.loads((run_dir(study_dir, spec) / RESULT_FILE).read_text())
         dice = {name: entry["metrics"]["dice"]["mean"] for name, entry in result["eval"].items()}
-        extra = "".join(f", {name.removeprefix('final-')} {dice[name]:.4f}" for name in EVALUATIONS
-                        if name.startswith("final-") and name in dice)
+        extra = "".join(f", {name.removeprefix('final-')} {dice[name]:.4f}" for name, evaluation in EVALUATIONS.items()
+                        if name.startswith("final-") and name in dice and not evaluation.uncertainty)  # same masks as final
         log(f"  done  {spec.key} in {minutes:.1f} min: final-checkpoint Dice {dice['final']:.4f}{extra} "
             f"(best val Dice {result['best_val_dice']:.4f} at epoch {result['best_epoch']})")
         if on_result is not None:
