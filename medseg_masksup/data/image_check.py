@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..io.intensity import EIGHT_BIT_MODES, NonFiniteImageError, fill_nonfinite, stored_bits_of_mode
+from ..io.read_image2d import Image2DReader
 
 #: files checked before a progress bar may appear (it shows only once the check has run for a second)
 PROGRESS_MIN_FILES = 100
@@ -80,7 +81,7 @@ def _decode(path: str) -> ImageFacts:
                 img.load()  # every pixel decoded: verify() reads no JPEG data, so a truncated JPEG would pass
             top, nonfinite = 0.0, 0
             if mode == "F":
-                array = np.asarray(img, dtype=np.float32).copy()
+                array = np.array(Image2DReader().get_data(img)[0], dtype=np.float32)  # values as training reads them
                 nonfinite = fill_nonfinite(array)
                 top = float(array.max())
             elif mode not in EIGHT_BIT_MODES:

@@ -20,11 +20,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from monai.data import PILReader
 from monai.inferers import Inferer, SimpleInferer, SlidingWindowInferer
-from monai.transforms import Compose, EnsureTyped, LoadImaged, Resized, ScaleIntensityRanged, SpatialPadd, Zoomd
+from monai.transforms import Compose, EnsureTyped, Resized, ScaleIntensityRanged, SpatialPadd, Zoomd
 
-from ..io.intensity import standard_mode
+from ..io.read_image2d import image2d_loader
 from ..record import TrainingRecord
 from .transforms import (BinarizeLabeld, CheckBinaryLabeld, CheckSameSized, EnsureChannelsd, FillNonFinited,
                          ReturnFreedMemory, ScaleBitDepthd)
@@ -69,16 +68,14 @@ def label_transforms(record: TrainingRecord, keys: Sequence[str] = ("label",), r
 
 
 def _load(record: TrainingRecord) -> list:
-    load_image = LoadImaged("image", reader=PILReader(converter=standard_mode), dtype=None, image_only=True,
-                            ensure_channel_first=True)
-    load_label = LoadImaged("label", reader="PILReader", image_only=True, ensure_channel_first=True)
-    return [load_image, load_label, CheckSameSized(("image", "label")),
+    return [image2d_loader("image"), image2d_loader("label", label=True), CheckSameSized(("image", "label")),
             CheckBinaryLabeld("label", threshold=record.label_threshold), FillNonFinited("image"),
             ScaleBitDepthd("image", bit_depth=getattr(record, "bit_depth", 8))]
 
 
 def training_preprocessing(record: TrainingRecord) -> Compose:
-    """Load an ``{"image", "label"}`` item (PNG/JPG/BMP/TIFF via PIL) and prepare both (deterministic, cacheable).
+    """Load an ``{"image", "label"}`` item (PNG/JPG/BMP/TIFF, read as inference reads them:
+    :class:`medseg_masksup.io.read_image2d.Image2DReader`) and prepare both (deterministic, cacheable).
 
     Palette and other colour modes become RGB; 8-bit pictures are kept on 0..255 and deeper ones scaled from
     ``record.bit_depth`` onto it; NaN / inf values are replaced (:mod:`.intensity`), exactly as inference does.

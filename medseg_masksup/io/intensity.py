@@ -4,7 +4,8 @@ The rules, each defined once here (the readers of :mod:`medseg_masksup.io` and t
 :mod:`medseg_masksup.data` both apply them):
 
 - **PIL modes** (:func:`standard_mode`): palette, bilevel, CMYK … pictures become L / RGB / RGBA before
-  their values are read; 16-bit and float modes are kept.
+  their values are read; 16-bit and float modes are kept (applied to images by
+  :class:`.read_image2d.Image2DReader`, in training and inference; training reads masks as stored).
 
 - **Bit depth per image** (:func:`image_bit_depth`). An image stored in 8 bits per value (PNG/JPEG ``L``,
   ``RGB``…, a ``uint8`` NIfTI/DICOM) always spans ``0 .. 255`` and is never rescaled. An image stored

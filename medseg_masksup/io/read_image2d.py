@@ -1,4 +1,5 @@
-"""PNG / JPG / BMP / TIFF through MONAI's ``PILReader`` — the reader training used for these files.
+"""PNG / JPG / BMP / TIFF: :class:`Image2DReader`, the one way such a file becomes an array, in training
+(its ``LoadImaged``, :func:`image2d_loader`) and inference (:func:`read_image2d`).
 
 MONAI reads a picture as ``(W, H[, C])``; with ``ensure_channel_first`` it is ``(C, W, H)``: the
 spatial axes are transposed relative to numpy's ``(rows, cols)``. The model was trained on this
@@ -11,22 +12,51 @@ from __future__ import annotations
 import functools
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from monai.data import PILReader
+from monai.transforms import LoadImaged
+from monai.utils import ensure_tuple
 
 from .case import Case
 from ..errors import InputError
+from .formats import kind_of
 from .intensity import standard_mode, stored_bits_of_mode
+
+
+class Image2DReader(PILReader):
+    """MONAI's ``PILReader`` (axes ``(W, H[, C])``, values in the file's own dtype) with this package's rules.
+
+    An image (``label=False``) is read in :func:`.intensity.standard_mode` (palette, bilevel, CMYK … become
+    L / RGB / RGBA; 16-bit and float values kept). A mask (``label=True``) keeps its stored values (palette
+    indices, instance ids), which ``label_threshold`` then separates. Suffixes: :data:`.formats.IMAGE2D_SUFFIXES`.
+    """
+
+    def __init__(self, label: bool = False) -> None:
+        super().__init__(converter=None if label else standard_mode)
+        self.label = label
+
+    def verify_suffix(self, filename: Sequence[str | Path] | str | Path) -> bool:
+        return all(kind_of(Path(name)) == "image2d" for name in ensure_tuple(filename))
+
+
+def image2d_loader(key: str, label: bool = False) -> LoadImaged:
+    """Training's ``LoadImaged`` for ``key``, channel first: an image in its stored dtype (its bit depth tells
+    how to scale it), a mask as float32."""
+    if label:
+        return LoadImaged(key, reader=Image2DReader(label=True), image_only=True, ensure_channel_first=True)
+    return LoadImaged(key, reader=Image2DReader(), dtype=None, image_only=True, ensure_channel_first=True)
 
 @functools.cache
 def quiet_loader(reader_name: str):
     """A cached ``LoadImage(reader=...)`` (built once: MONAI probes its optional DICOM GPU plugin, and
     warns about its absence, every time a loader is built)."""
-    from monai.data import NibabelReader, PILReader
+    from monai.data import NibabelReader
     from monai.transforms import LoadImage
 
-    reader = PILReader(converter=standard_mode) if reader_name == "pil" else NibabelReader()
+    reader = Image2DReader() if reader_name == "pil" else NibabelReader()
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
