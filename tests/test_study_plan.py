@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from medseg_masksup.errors import UserError
-from medseg_masksup.study.plan import StudyPlan, check_resumable, parse_overrides
+from medseg_masksup.study.plan import StudyPlan, check_resumable, parse_custom_arms, parse_overrides
 from medseg_masksup.study.statistics import bootstrap_ci, paired_difference
 
 
@@ -48,6 +48,14 @@ def test_overrides_parse_json_values():
         "lr": 0.001, "img_size": [64, 64], "seg_loss": "dicece", "amp": False}
     with pytest.raises(UserError, match="key=value"):
         parse_overrides(["lr"])
+
+
+def test_an_override_naming_no_setting_is_refused_before_any_run_with_the_closest_name():
+    with pytest.raises(UserError, match=r"^--set: unknown setting --bta; did you mean --beta"):
+        parse_overrides(["bta=0.5"])
+    with pytest.raises(UserError, match=r"^--arm light: unknown setting --gama; did you mean --gamma"):
+        parse_custom_arms([["light", "masksup", "beta=0.5", "gama=0.5"]])
+    assert parse_overrides(["train#trainer#max_epochs=2"]) == {"train#trainer#max_epochs": 2}
 
 
 def test_bootstrap_ci_covers_the_mean_and_narrows_with_more_cases():

@@ -347,3 +347,25 @@ def test_report_only_reports_the_arms_asked_for_while_another_is_unfinished(tmp_
     assert compare(["--output_dir", str(study), "--datalist", str(tmp_path / "d.json"), "--epochs", "1",
                     "--report_arms", "masksup"]) == 2
     assert "--report_arms works with --report_only" in capsys.readouterr().err
+
+
+def test_a_preset_study_with_a_short_budget_clamps_the_warm_up_in_one_line(tmp_path, capsys, monkeypatch):
+    """``compare --preset glas --epochs 3`` used to fail in every run (warm-up 5 >= 3 epochs); the plan now
+    carries the clamped warm-up, said once, before any run starts (trainings faked: only the plan is checked)."""
+    from medseg_masksup.study import runner
+    from medseg_masksup.study.plan import StudyPlan
+
+    class FailingTraining:
+        def __init__(self, command, **kwargs):
+            self.pid = os.getpid()
+
+        def wait(self):
+            return 1
+
+    monkeypatch.setattr(runner.subprocess, "Popen", FailingTraining)
+    (tmp_path / "d.json").write_text("{}")
+    assert compare(["--datalist", str(tmp_path / "d.json"), "--output_dir", str(tmp_path / "s"), "--epochs", "3",
+                    "--preset", "glas", "--arms", "baseline"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("note: the glas preset's warm-up of 5 epochs is clamped to 2 to fit --epochs 3") == 1
+    assert StudyPlan.load(tmp_path / "s" / "study.json").overrides == {"warmup_epochs": 2}

@@ -12,7 +12,8 @@ import torch
 
 from conftest import REPO, TRAIN_CONFIG
 from medseg_masksup.bundle_files import bundle_dir, preset_file, preset_names
-from medseg_masksup.commands.train import fitted_warmup, main
+from medseg_masksup.commands.train import main
+from medseg_masksup.training.settings import fitted_warmup
 from medseg_masksup.errors import UserError
 
 ENV = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"OMP_NUM_THREADS": "2"}

@@ -118,15 +118,25 @@ def _compare(args: argparse.Namespace) -> int:
     if missing:
         raise UserError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} needed to run a study "
                         "(only --report_only works without)")
+    overrides = parse_overrides(args.set)
     if args.preset:
-        from medseg_masksup.bundle_files import bundle_file
+        import json
+        import sys
 
-        args.config_file = [str(bundle_file(f"presets/{args.preset}.json")), *args.config_file]
+        from medseg_masksup.bundle_files import bundle_file
+        from medseg_masksup.training.settings import fitted_warmup
+
+        preset = bundle_file(f"presets/{args.preset}.json")
+        args.config_file = [str(preset), *args.config_file]
+        fitted = fitted_warmup(args.preset, json.loads(preset.read_text()), {**overrides, "epochs": args.epochs})
+        if fitted is not None:
+            print(fitted[1], file=sys.stderr)
+            overrides["warmup_epochs"] = fitted[0]
     custom_arms = parse_custom_arms(args.arm)
     plan = StudyPlan(name=args.name or out.resolve().name, datalist=args.datalist, epochs=args.epochs,
                      arms=list(dict.fromkeys([*args.arms, *custom_arms])), custom_arms=custom_arms,
                      seeds=args.seeds, folds=args.folds, config_files=args.config_file,
-                     overrides=parse_overrides(args.set), eval_split=args.eval_split, tta=args.tta,
+                     overrides=overrides, eval_split=args.eval_split, tta=args.tta,
                      keep_largest=args.keep_largest, uncertainty=args.uncertainty)
     if not Path(args.datalist).is_file():
         raise UserError(f"--datalist {args.datalist} does not exist")

@@ -67,28 +67,13 @@ def _overrides(argv: list[str]) -> dict[str, Any]:
     return out
 
 
-def fitted_warmup(preset: str, preset_values: dict[str, Any], overrides: dict[str, Any]) -> tuple[int, str] | None:
-    """The preset's warm-up clamped below the run's epochs, and the line that says so; ``None`` when it fits
-    or ``--warmup_epochs`` was given (then the bundle's check judges it)."""
-    from medseg_masksup.training.settings import BY_NAME
-
-    warmup = preset_values.get("warmup_epochs")
-    epochs = overrides.get("epochs", preset_values.get("epochs", BY_NAME["epochs"].default))
-    if "warmup_epochs" in overrides or not all(isinstance(v, int) and not isinstance(v, bool) for v in (warmup, epochs)):
-        return None
-    if epochs < 1 or warmup < epochs:
-        return None
-    fitted = epochs - 1
-    return fitted, (f"note: the {preset} preset's warm-up of {warmup} epochs is clamped to {fitted} "
-                    f"to fit --epochs {epochs} (--warmup_epochs sets it)")
-
-
 def _config_files(argv: list[str], preset: str | None) -> list[str]:
     """``argv`` with ``--config_file`` set: the given file(s) or the installed train.json, then the preset's file;
     the preset's warm-up clamped to a short budget."""
     from fire.parser import DefaultParseValue
 
     from medseg_masksup.bundle_files import bundle_file, preset_file
+    from medseg_masksup.training.settings import fitted_warmup
 
     argv, given = _split_option(argv, "config_file")
     if given is None:

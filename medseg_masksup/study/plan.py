@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..method import METHODS
+from ..training.settings import BY_NAME, unknown_setting
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def parse_custom_arms(definitions: Sequence[Sequence[str]]) -> dict:
         name, method, *pairs = words
         if name in arms:
             raise UserError(f"arm {name!r} is defined twice")
-        arms[name] = {"method": method, "overrides": parse_overrides(pairs)}
+        arms[name] = {"method": method, "overrides": parse_overrides(pairs, f"--arm {name}")}
         _check_custom_arm(name, arms[name])
     return arms
 
@@ -193,15 +194,20 @@ def check_resumable(saved: StudyPlan, new: StudyPlan, path: Path) -> None:
         raise UserError(f"{path} holds a study with other settings ({details}); use another --output_dir")
 
 
-def parse_overrides(pairs: Sequence[str]) -> dict:
-    """``key=value`` pairs (values parsed as JSON when they can be: numbers, lists, booleans)."""
+def parse_overrides(pairs: Sequence[str], where: str = "--set") -> dict:
+    """``key=value`` pairs (values parsed as JSON when they can be: numbers, lists, booleans).
+
+    A key must name a declared training setting (or a bundle id with ``#``, e.g. ``train#trainer#max_epochs``):
+    a typo is refused here, before any run starts, with the closest names."""
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise UserError(f"--set expects key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
+            raise UserError(f"{where} expects key=value, got {pair!r}")
+        key, value = (part.strip() for part in pair.split("=", 1))
+        if key not in BY_NAME and "#" not in key:
+            raise UserError(f"{where}: {unknown_setting(key)}")
         try:
-            out[key.strip()] = json.loads(value)
+            out[key] = json.loads(value)
         except json.JSONDecodeError:
-            out[key.strip()] = value
+            out[key] = value
     return out

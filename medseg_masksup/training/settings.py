@@ -247,14 +247,16 @@ SETTINGS: tuple[Setting, ...] = (
             recorded=True),
     Setting("label_threshold", 0.0, "a label pixel is foreground when its first channel is above this; under `0` a "
             "grey-level mask (>5 % mid-grey pixels) is refused", kind="number", recorded=True),
-    Setting("bit_depth", "auto", "image values span `0 … 2^bit_depth − 1` and are scaled onto 0…255; `auto`: 8, or "
-            "the smallest of 10/12/14/16 bits holding the data's largest value; inference and evaluation scale alike", rule=_bit_depth_problem,
+    Setting("bit_depth", "auto", "values of images deeper than 8 bits span `0 … 2^bit_depth − 1` and are scaled onto "
+            "0…255 (an 8-bit file is always read as 0…255); `auto`: the smallest of 10/12/14/16 bits holding the deep "
+            "images' largest value; inference and evaluation scale alike", rule=_bit_depth_problem,
             allowed_text="auto, " + ", ".join(map(str, BIT_DEPTHS)), recorded=True),
     Setting("synthetic_cases", 200, "images of the embedded default data (used when no datalist is given)",
             kind="int", low=1),
     Setting("synthetic_size", 128, "pixel size of the embedded default data", kind="int", low=1),
     Setting("num_workers", 0, "data-loading processes", kind="int", low=0),
-    Setting("cache_rate", 1.0, "share of the preprocessed images cached in memory", kind="number", low=0, high=1),
+    Setting("cache_rate", 1.0, "share of the preprocessed images cached in memory; lowered (said in one line) when "
+            "the cache would not fit in the memory available", kind="number", low=0, high=1),
     Setting("val_interval", 1, "validate every this many epochs", kind="int", low=1),
     # the run
     Setting("output_dir", "runs", "runs go to `<output_dir>/<dataset>/<method>/<timestamp>/`"),
@@ -283,6 +285,21 @@ def literal_defaults() -> dict[str, Any]:
 def value_problems(values: Mapping[str, Any]) -> list[str]:
     """The one-line refusals of the declared settings in ``values``, in declared order."""
     return [p for s in SETTINGS if s.name in values for p in [s.problem(values[s.name], values)] if p]
+
+
+def fitted_warmup(preset: str, config_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> tuple[int, str] | None:
+    """A preset's warm-up clamped below the run's epochs, and the line that says so; ``None`` when it fits or
+    ``warmup_epochs`` was given (then the settings check judges it). ``train --preset`` and ``compare --preset``
+    both ask it."""
+    warmup = config_values.get("warmup_epochs")
+    epochs = overrides.get("epochs", config_values.get("epochs", BY_NAME["epochs"].default))
+    if "warmup_epochs" in overrides or not all(isinstance(v, int) and not isinstance(v, bool) for v in (warmup, epochs)):
+        return None
+    if epochs < 1 or warmup < epochs:
+        return None
+    fitted = epochs - 1
+    return fitted, (f"note: the {preset} preset's warm-up of {warmup} epochs is clamped to {fitted} "
+                    f"to fit --epochs {epochs} (--warmup_epochs sets it)")
 
 
 def closest(name: str, known: Iterable[str]) -> list[str]:
