@@ -61,3 +61,16 @@ def test_close_abandoned_runs_closes_only_the_runs_whose_folder_the_caller_judge
     client = mlflow.MlflowClient(uri)
     assert {n: client.get_run(i).info.status for n, i in runs.items()} == {
         "dead": "KILLED", "alive": "RUNNING", "untagged": "RUNNING"}
+
+
+def test_a_handler_sharing_a_run_logs_into_its_store_and_experiment(tmp_path):
+    """The validator's handler names only the trainer's: same store, same experiment, same run."""
+    uri = sqlite_uri(str(tmp_path / "mlflow.db"))
+    trainer = MLflowRunHandler(tracking_uri=uri, experiment_name="masksup-glands", run_name="masksup")
+    trainer.start(_engine())
+    validator = MLflowRunHandler(share_with=trainer)
+    assert validator.given_tracking_uri == uri and validator.experiment_name == "masksup-glands"
+    validator.start(_engine())
+    assert validator.run_id == trainer.run_id
+    names = [e.name for e in mlflow.MlflowClient(uri).search_experiments()]
+    assert "masksup-glands" in names and "monai_experiment" not in names  # MONAI's default experiment never made

@@ -40,7 +40,7 @@ class MLflowRunHandler(MLFlowHandler):
     ``tags`` (e.g. a study's ``study``/``arm``/``seed``/``fold``) are set on the run it creates;
     ``datalists`` (``{"training": items, "validation": items}``) are logged as the run's MLflow datasets;
     ``run_id`` resumes that run; ``share_with`` logs into another handler's run (e.g. the validator's
-    metrics into the trainer's run); otherwise a fresh run named ``run_name`` is created. A resumed
+    metrics into the trainer's run), in its store and experiment unless others are given; otherwise a fresh run named ``run_name`` is created. A resumed
     run never logs a metric step twice. :meth:`fail` ends the run FAILED or KILLED (training's
     :func:`~medseg_masksup.training.run.run_training` calls it when training raises or is interrupted).
     """
@@ -51,6 +51,11 @@ class MLflowRunHandler(MLFlowHandler):
                  datalist_source: str = "", **kwargs) -> None:
         if kwargs.get("run_name") is None and share_with is None and run_id is None:
             raise ValueError("MLflowRunHandler needs a run_name (or run_id / share_with)")
+        if share_with is not None:
+            tracking_uri = share_with.given_tracking_uri if tracking_uri is None else tracking_uri
+            kwargs.setdefault("experiment_name", share_with.experiment_name)
+        #: the store as given (``MLFLOW_TRACKING_URI``, when set, wins over it, as in MONAI's handler)
+        self.given_tracking_uri = tracking_uri
         self.explicit_artifact_location = kwargs.get("artifact_location")
         self.datalists, self.dataset_name, self.datalist_source = datalists, dataset_name, datalist_source
         if datalists is not None:

@@ -18,7 +18,7 @@ from ..bundle_files import bundle_dir, bundle_file
 from ..data.datalist import bit_depth, fingerprint
 from ..networks import count_parameters
 from ..record import TrainingRecord
-from .bundle import method_weights
+from .method_parts import method_weights
 from .checks import config_problems, exit_on
 from .settings import RECORDED, SETTINGS
 
