@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import DatalistError
 from ..io.intensity import nonfinite_note
-from .image_check import ImageCheckError, ImageFacts, check_files, image_facts
+from .image_check import ImageCheckError, ImageFacts, check_files, check_label, image_facts
 from .image_size import refuse_odd_size
 
 SPLITS = ("auto", "test", "validation", "training", "heldout", "all")
@@ -156,14 +156,14 @@ def check_pair(image: str, label: str, source: Path) -> None:
 
 
 def check_items(items: list[dict], source: Path) -> None:
-    """Every item's image and label are fully decodable pictures of the same size, and no image is wholly
-    non-finite; checked in parallel (:func:`.image_check.check_files`), the first problem in datalist order
-    raised as a :class:`DatalistError` naming the file. Images with some non-finite values are accepted
-    with one warning line each (:mod:`.intensity` says how they are read)."""
+    """Every item's image and label are fully decodable pictures of the same size, no image is wholly
+    non-finite and no label holds a NaN / inf value; checked in parallel (:func:`.image_check.check_files`),
+    the first problem in datalist order raised as a :class:`DatalistError` naming the file. Images with some
+    non-finite values are accepted with one warning line each (:mod:`.intensity` says how they are read)."""
     files = [item[key] for item in items for key in ("image", "label")]
     checked = check_files(files, f"checking the {len(files)} files of {Path(source).name}")
     for index, item in enumerate(items):
-        pair = checked[2 * index : 2 * index + 2]
+        pair = [checked[2 * index], check_label(checked[2 * index + 1])]
         for key, fact in zip(("image", "label"), pair):
             if isinstance(fact, ImageCheckError):
                 raise DatalistError(f"datalist {source}: {fact.about(item[key])}")

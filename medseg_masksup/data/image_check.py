@@ -6,7 +6,8 @@ pixel data included, already prove it whole, and decoding it, 10× the cost, is 
 keeps what training needs to know about it (:class:`ImageFacts`). :func:`check_files` runs it over many
 files in a thread pool (PIL decodes without holding the GIL) with a ``tqdm`` bar that appears when a
 large check takes over a second. Facts are cached per file (path, size, modification time), so the second look at a datalist
-(the settings check, then the bundle's split) costs nothing.
+(the settings check, then the bundle's split) costs nothing. :func:`check_label` refuses a mask holding NaN / inf
+values (an image's are filled in; a mask's are not: :mod:`medseg_masksup.io.labels`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..io.intensity import EIGHT_BIT_MODES, NonFiniteImageError, fill_nonfinite, stored_bits_of_mode
+from ..io.labels import nonfinite_label_note
 from ..io.read_image2d import Image2DReader
 
 #: files checked before a progress bar may appear (it shows only once the check has run for a second)
@@ -95,6 +97,14 @@ def _decode(path: str) -> ImageFacts:
     return ImageFacts(path=path, width=int(width), height=int(height), mode=mode, channels=channels,
                       stored_bits=stored_bits_of_mode(mode), top=top, nonfinite=nonfinite,
                       values=int(width) * int(height) * channels)
+
+
+def check_label(fact: ImageFacts | ImageCheckError) -> ImageFacts | ImageCheckError:
+    """The facts of a mask, or the :class:`ImageCheckError` that refuses it: it holds NaN / inf values, which
+    ``label > label_threshold`` would silently read as background (the count is named)."""
+    if isinstance(fact, ImageFacts) and fact.nonfinite:
+        return ImageCheckError("mask {file}: " + _escape(nonfinite_label_note(fact.nonfinite, fact.values)))
+    return fact
 
 
 #: keys of :func:`_cached` that hold facts (so a look-up never decodes)

@@ -10,6 +10,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
 from ..io.intensity import NonFiniteImageError, fill_nonfinite, image_bit_depth, stored_bits_of_dtype
+from ..io.labels import binarise_label
 
 
 class EnsureChannelsd(MapTransform):
@@ -36,7 +37,9 @@ class EnsureChannelsd(MapTransform):
 
 
 class BinarizeLabeld(MapTransform):
-    """Turn any mask (0/1, 0/255, instance ids, RGB) into one float channel of 0/1: ``first channel > threshold``."""
+    """Turn any mask (0/1, 0/255, instance ids, RGB) into one float channel of 0/1: ``first channel > threshold``
+    (:func:`medseg_masksup.io.labels.binarise_label`, the rule evaluation applies; a mask with NaN / inf values is
+    refused, naming its file)."""
 
     def __init__(self, keys: KeysCollection, threshold: float = 0.0, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
@@ -45,7 +48,7 @@ class BinarizeLabeld(MapTransform):
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = (d[key][:1] > self.threshold).float()
+            d[key] = binarise_label(d[key], self.threshold, _source(d[key], key)).float()
         return d
 
 

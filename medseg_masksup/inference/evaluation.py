@@ -3,8 +3,9 @@
 Each image goes through exactly the inference path (:class:`medseg_masksup.inference.predictor.Predictor`:
 training preprocessing from the checkpoint's record, probabilities resized back to the image), and
 the mask is compared with the label at the label's native resolution — what a user of
-``medseg-masksup infer`` would get. Labels are binarised with training's rule
-(:class:`~medseg_masksup.data.transforms.BinarizeLabeld`, ``first channel > label_threshold``).
+``medseg-masksup infer`` would get. Labels are read and binarised as training reads them
+(:func:`medseg_masksup.io.read_label`: stored values, palette indices included, ``first channel > label_threshold``;
+a label with NaN / inf values is an error naming the file).
 
 Metrics come from MONAI (``DiceMetric``, ``MeanIoU``, ``HausdorffDistanceMetric(percentile=95)``,
 ``ConfusionMatrixMetric``). HD95 is in mm when the image has a known spacing (NIfTI, DICOM,
@@ -229,12 +230,6 @@ class EvaluationReport:
 CSV_COLUMNS = ("case", "image", "label", "status", "message", *METRICS, "pred_px", "label_px", "hd95_unit")
 
 
-def _binarise_label(image: np.ndarray, threshold: float) -> np.ndarray:
-    from ..data.transforms import BinarizeLabeld
-
-    return np.asarray(BinarizeLabeld(["label"], threshold=threshold)({"label": torch.from_numpy(image)})["label"][0]) > 0.5
-
-
 def evaluate_checkpoint(
     ckpt: str | Path,
     datalist: str | Path,
@@ -268,7 +263,7 @@ def evaluate_checkpoint(
     from tqdm.auto import tqdm
 
     from ..checkpoint import checkpoint_names, training_run_id
-    from ..io import read_case
+    from ..io import read_case, read_label
     from ..io.atomic import write_csv, write_json
 
     require_reachable(tracking_uri)  # an http(s) server that does not answer: one line now, not after the work
@@ -292,7 +287,7 @@ def evaluate_checkpoint(
         row: dict[str, Any] = {"case": name, "image": item["image"], "label": item["label"], "status": "ok", "message": ""}
         try:
             image = read_case(item["image"])
-            label = _binarise_label(read_case(item["label"]).image, record.label_threshold)
+            label = read_label(item["label"], record.label_threshold)
             if label.shape != image.spatial_shape:
                 raise UserError(f"{item['label']}: label shape {label.shape} does not match image shape {image.spatial_shape}")
             if settings is None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, error_chain
 from ..method.masking import MASK_KINDS, MaskGenerator
 from ..tracking.server_probe import require_reachable
 from .options import InferenceOptions
@@ -223,8 +223,9 @@ def run_robustness(
     transform = training_preprocessing(record)
     try:
         cases = [dict(c) for c in Dataset(items, transform=transform)]
-    except Exception as err:  # noqa: BLE001 - MONAI wraps the reader error; name the datalist
-        raise UserError(f"datalist {datalist}: an item could not be loaded ({str(err).strip().splitlines()[-1]})") from None
+    except Exception as err:  # noqa: BLE001 - MONAI wraps the reader error (its cause names the file)
+        cause = list(error_chain(err))[-1]
+        raise UserError(f"datalist {datalist}: an item could not be loaded ({str(cause).strip().splitlines()[-1]})") from None
     label = label or f"{record.method}/{record.network}"
     curve, per_case = robustness_curve(network, record, cases, kinds, ratios, seeds, options.threshold, options.batch_size, device, label,
                                        options.progress)

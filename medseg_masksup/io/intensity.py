@@ -5,7 +5,7 @@ The rules, each defined once here (the readers of :mod:`medseg_masksup.io` and t
 
 - **PIL modes** (:func:`standard_mode`): palette, bilevel, CMYK … pictures become L / RGB / RGBA before
   their values are read; 16-bit and float modes are kept (applied to images by
-  :class:`.read_image2d.Image2DReader`, in training and inference; training reads masks as stored).
+  :class:`.read_image2d.Image2DReader`, in training and inference; masks are read as stored, :mod:`.labels`).
 
 - **Bit depth per image** (:func:`image_bit_depth`). An image stored in 8 bits per value (PNG/JPEG ``L``,
   ``RGB``…, a ``uint8`` NIfTI/DICOM) always spans ``0 .. 255`` and is never rescaled. An image stored
@@ -16,7 +16,8 @@ The rules, each defined once here (the readers of :mod:`medseg_masksup.io` and t
 - **Non-finite values** (:func:`fill_nonfinite`). NaN and −inf become the image's smallest finite value,
   +inf its largest; they are counted and reported (training: one warning line per file at the datalist
   check; inference: the case's ``message`` and ``nonfinite_values``). An image without a single finite
-  value cannot be read: it is an error naming the file.
+  value cannot be read: it is an error naming the file. A mask's are never filled in: it is refused
+  (:mod:`.labels`).
 """
 
 from __future__ import annotations

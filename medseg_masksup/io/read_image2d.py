@@ -1,5 +1,6 @@
 """PNG / JPG / BMP / TIFF: :class:`Image2DReader`, the one way such a file becomes an array, in training
-(its ``LoadImaged``, :func:`image2d_loader`) and inference (:func:`read_image2d`).
+(its ``LoadImaged``, :func:`image2d_loader`) and inference and evaluation (:func:`read_image2d`; masks with
+``label=True`` in both).
 
 MONAI reads a picture as ``(W, H[, C])``; with ``ensure_channel_first`` it is ``(C, W, H)``: the
 spatial axes are transposed relative to numpy's ``(rows, cols)``. The model was trained on this
@@ -51,20 +52,21 @@ def image2d_loader(key: str, label: bool = False) -> LoadImaged:
 
 @functools.cache
 def quiet_loader(reader_name: str):
-    """A cached ``LoadImage(reader=...)`` (built once: MONAI probes its optional DICOM GPU plugin, and
-    warns about its absence, every time a loader is built)."""
+    """A cached ``LoadImage(reader=...)`` for ``"pil"`` (images), ``"pil-label"`` (masks) or ``"nibabel"`` (built
+    once: MONAI probes its optional DICOM GPU plugin, and warns about its absence, every time a loader is built)."""
     from monai.data import NibabelReader
     from monai.transforms import LoadImage
 
-    reader = Image2DReader() if reader_name == "pil" else NibabelReader()
+    reader = Image2DReader(label=reader_name == "pil-label") if reader_name.startswith("pil") else NibabelReader()
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return LoadImage(reader=reader, image_only=True, ensure_channel_first=True)
 
 
-def read_image2d(path: Path) -> Case:
-    """A 2D picture as ``(C, W, H)`` float32 (grey: 1 channel, RGB: 3, RGBA: 4; 16-bit values kept)."""
+def read_image2d(path: Path, label: bool = False) -> Case:
+    """A 2D picture as ``(C, W, H)`` float32 (grey: 1 channel, RGB: 3, RGBA: 4; 16-bit values kept); a mask
+    (``label=True``) with its stored values, as training's :func:`image2d_loader` reads it."""
     from PIL import Image
 
     try:  # PIL's own verdict first: MONAI would try its other readers and report their errors instead
@@ -74,7 +76,7 @@ def read_image2d(path: Path) -> Case:
     except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
         raise InputError(f"{path}: cannot be read as an image ({_reason(err)})") from None
     try:
-        image = quiet_loader("pil")(str(path))
+        image = quiet_loader("pil-label" if label else "pil")(str(path))
     except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
         raise InputError(f"{path}: cannot be read as an image ({_reason(err)})") from None
     array = np.asarray(image.numpy() if hasattr(image, "numpy") else image, dtype=np.float32)

@@ -1,13 +1,17 @@
-"""One entry point: read any supported case into a :class:`Case`."""
+"""One entry point: read any supported case into a :class:`Case` (:func:`read_case`), or a label file into the
+mask training sees (:func:`read_label`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .case import Case
 from ..errors import InputError
 from .formats import SUPPORTED, kind_of
 from .intensity import NonFiniteImageError, fill_nonfinite
+from .labels import binarise_label
 
 
 def read_case(path: str | Path, kind: str | None = None, files: list[Path] | None = None) -> Case:
@@ -25,7 +29,18 @@ def read_case(path: str | Path, kind: str | None = None, files: list[Path] | Non
     return case
 
 
-def _read(path: Path, kind: str | None, files: list[Path] | None) -> Case:
+def read_label(path: str | Path, threshold: float) -> np.ndarray:
+    """A label file as training reads it: its stored values (pictures: palette indices and instance ids, through
+    :class:`.read_image2d.Image2DReader` ``(label=True)``; volumes as :func:`read_case` reads them), binarised by
+    training's rule :func:`.labels.binarise_label` into a boolean array of the spatial shape.
+
+    Raises :class:`InputError` naming the file when it cannot be read or holds NaN / inf values.
+    """
+    case = _read(Path(path), None, None, label=True)
+    return np.asarray(binarise_label(case.image, threshold, str(case.source)))[0]
+
+
+def _read(path: Path, kind: str | None, files: list[Path] | None, label: bool = False) -> Case:
     path = Path(path)
     kind = kind or (kind_of(path) if path.is_file() else None)
     if not path.exists():
@@ -35,7 +50,7 @@ def _read(path: Path, kind: str | None, files: list[Path] | None) -> Case:
     if kind == "image2d":
         from .read_image2d import read_image2d
 
-        return read_image2d(path)
+        return read_image2d(path, label=label)
     if kind == "nifti":
         from .read_nifti import read_nifti
 

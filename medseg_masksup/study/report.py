@@ -345,9 +345,8 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
                  checkpoint: str = "final") -> Path | None:
     """Image | truth | each arm's mask on the same held-out cases (seed of the first common run): the cases
     where the second arm gains most and loses most against the first. ``None`` when the arms share no case."""
-    from ..inference.evaluation import _binarise_label
     from ..inference.predictor import Predictor
-    from ..io import read_case
+    from ..io import read_case, read_label
     from ..io.overlay import display_rgb
 
     results = [r for r in results if Path(r["checkpoints"][checkpoint]).is_file()]  # committed studies keep no weights
@@ -386,7 +385,7 @@ def side_by_side(results: Sequence[dict], path: Path, arms: Sequence[str] = ("ba
                 continue
             if name == "truth":
                 record = predictor(by_run[(arms[0], seed, fold)]).record
-                mask = _binarise_label(read_case(item["label"]).image, record.label_threshold)
+                mask = read_label(item["label"], record.label_threshold)
                 title, colour = "truth", style.TRUTH
             else:
                 mask = predictor(by_run[(name, seed, fold)]).segment(case.image, case.stored_bits)[0]
