@@ -117,3 +117,18 @@ def test_evaluate_refuses_bad_quality_settings_in_one_line(model, labelled, tmp_
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (model.parent / "quality.json").exists()
+
+
+def test_the_least_trusted_cases_are_drawn_beside_their_maps(model, labelled, tmp_path, capsys):
+    shared_experiment()
+    assert evaluate.main(["--ckpt", str(model), "--datalist", str(labelled), "--output_dir", str(tmp_path / "eval"),
+                          "--no_progress", "--tracking_uri", shared_tracking_uri(), "--worst_cases", "3",
+                          "--uncertainty", "--uncertainty_passes", "flips", "--quality_score", "flip_agreement"]) == 0
+    figure = tmp_path / "eval" / "least_trusted.png"
+    assert f"least-trusted cases by flip_agreement, beside their uncertainty maps: {figure}" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["uncertainty"]["least_trusted_figure"] == "least_trusted.png"
+    from PIL import Image
+
+    with Image.open(figure) as img:  # three rows of image | map
+        assert img.height > img.width

@@ -317,6 +317,13 @@ def evaluate_checkpoint(
     figures = list(report.worst_figures)
     if settings is not None:
         figures.append(_judge_scores(report, ok_rows, settings, out_root))
+        ranked_by = report.quality["best"] if quality_score == "auto" else quality_score
+        least = _draw_least_trusted(ok_rows, ranked_by, settings, predictor, record, review_coverage, int(worst_cases),
+                                    out_root / "least_trusted.png")
+        if least is not None:
+            figures.append(least)
+            report.quality["least_trusted_figure"] = least.name
+            report.quality_lines.append(f"least-trusted cases by {ranked_by}, beside their uncertainty maps: {least}")
     train_run = training_run_id(ckpt_path, record)
     uri = default_tracking_uri(out_root, tracking_uri)
     summary = {
@@ -394,6 +401,31 @@ def _judge_scores(report: EvaluationReport, ok_rows: list[dict[str, Any]], setti
                             f"(AURC lower is better; gap: share of chance-to-oracle closed):", *table_lines(table),
                             f"risk-coverage figure: {figure}"]
     return figure
+
+
+def _draw_least_trusted(ok_rows: list[dict[str, Any]], score: str, settings, predictor, record, coverage: float, n: int,
+                        path: Path) -> Path | None:
+    """The ``n`` cases ``score`` trusts least, re-assessed (the passes are seeded, so the maps are the ones the
+    scores came from) and drawn beside their uncertainty maps (:mod:`medseg_masksup.quality.least_trusted`)."""
+    from ..io import read_case, read_label
+    from ..io.overlay import display_rgb, overlay_slice_index
+    from ..quality.least_trusted import DrawnCase, flagged_below, least_trusted, plot_least_trusted
+    from ..quality.passes import assess
+
+    flagged = flagged_below(ok_rows, score, coverage)
+    cases = []
+    for rank, row in least_trusted(ok_rows, score, n):
+        image = read_case(row["image"])
+        truth = read_label(row["label"], record.label_threshold)
+        assessed = assess(predictor, image.image, settings, image.stored_bits)
+        pixels, pred, uncertainty = image.image, np.asarray(assessed.mask, bool), assessed.uncertainty
+        index = overlay_slice_index(truth | pred)
+        if index is not None:  # a volume: the slice with the most foreground
+            pixels, truth, pred, uncertainty = pixels[..., index], truth[..., index], pred[..., index], uncertainty[..., index]
+        cases.append(DrawnCase(row["case"], display_rgb(pixels).astype(np.float32) / 255.0, truth.T, pred.T,
+                               np.asarray(uncertainty, np.float32).T, float(row["dice"]), float(row[score]), rank,
+                               flagged(float(row[score]))))
+    return plot_least_trusted(cases, score, coverage, path)
 
 
 def _write_review_flag(report: EvaluationReport, ok_rows: list[dict[str, Any]], settings, score: str, coverage: float,
