@@ -184,3 +184,17 @@ def test_evaluate_bundle_and_command_errors(tmp_path, capsys):
     code = evaluate_cmd.main(["--ckpt", str(bright_checkpoint()), "--datalist", str(tmp_path / "none.json")])
     assert code == 2
     assert capsys.readouterr().err.strip() == f"medseg-masksup evaluate: error: datalist not found: {tmp_path / 'none.json'}"
+
+
+def test_evaluate_bundle_scores_uncertainty_as_the_command_does(tmp_path):
+    """evaluate.json carries the --uncertainty options (issue 22) to the same evaluate_checkpoint."""
+    from monai.bundle.scripts import run
+
+    datalist = write_labelled_set(tmp_path / "data", n=3)
+    run(config_file="bundles/masksup/evaluate.json", ckpt=str(bright_checkpoint()), datalist=str(datalist),
+        output_dir=str(tmp_path / "eval"), tracking_uri=shared_tracking_uri(), progress=False, worst_cases=0,
+        uncertainty=True, uncertainty_passes="masks", uncertainty_k=2, quality_score="mask_agreement")
+    rows = list(csv.DictReader(open(tmp_path / "eval" / "per_case.csv")))
+    assert {"mask_agreement", "entropy", "pixel_variance"} <= set(rows[0]) and "flip_agreement" not in rows[0]
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["uncertainty"]["passes"]["k"] == 2 and summary["uncertainty"]["passes"]["passes"] == "masks"
