@@ -1,8 +1,14 @@
-"""Shared test settings: CPU only, few threads (CI has 2 cores), paths to the optional real data."""
+"""Shared test settings: CPU only, few threads (CI has 2 cores), paths to the optional real data, and the tiers.
+
+Tiers: ``pytest`` runs the default suite (what CI runs); ``pytest -m "not integration"`` is the fast tier for
+editing (no test that trains, runs a study or starts the CLI or a bundle in a subprocess). The opt-in markers
+(``slow``, ``gpu``, ``browser``) run only when ``-m`` names them (``pytest -m slow``), whatever else it selects.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +19,20 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 TRAIN_CONFIG = REPO / "bundles" / "masksup" / "train.json"
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+#: markers whose tests run only when ``-m`` names them
+OPT_IN_MARKERS = ("slow", "gpu", "browser")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the opt-in tests whose marker the ``-m`` expression does not name (so ``-m "not integration"``
+    keeps them out as the default run does)."""
+    expression = config.getoption("markexpr") or ""
+    named = {m for m in OPT_IN_MARKERS if re.search(rf"\b{m}\b", expression)}
+    dropped = [item for item in items if any(item.get_closest_marker(m) for m in OPT_IN_MARKERS if m not in named)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
 
 
 @pytest.fixture

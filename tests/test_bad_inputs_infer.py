@@ -356,6 +356,7 @@ def test_read_checkpoint_uses_the_shared_loader(tmp_path, ckpt, monkeypatch):
     assert calls[-1] == tmp_path / "junk.pt"
 
 
+@pytest.mark.integration
 def test_command_line_exit_code_for_a_zero_byte_checkpoint(tmp_path):
     """The installed entry point (not just ``main``): exit status 2, one line, no traceback."""
     (tmp_path / "model.pt").write_bytes(b"")

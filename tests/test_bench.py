@@ -35,6 +35,7 @@ def tiny_run(tiny_data, tmp_path_factory):
     return json.loads((out / "bench.json").read_text()), (out / "bench.md").read_text()
 
 
+@pytest.mark.integration
 def test_every_variant_ran_the_counted_steps(tiny_run):
     results, _ = tiny_run
     assert list(results["train"]) == list(settings.VARIANTS)
@@ -97,6 +98,7 @@ def test_targets_and_reports(tiny_run):
     assert "| target | measured | met |" in markdown and "inference latency ratio" in markdown
 
 
+@pytest.mark.integration
 def test_profile_subset_and_cpu_safe_cuda_options(tiny_data, tmp_path, capsys):
     """--amp (bf16 autocast on CPU), --channels_last and --plain_tensors must not break a CPU run."""
     argv = [*TINY, "--steps", "1", "--rounds", "1", "--warmup", "0", "--variants", "baseline,masksup-concat",

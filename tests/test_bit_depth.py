@@ -53,6 +53,7 @@ def test_training_and_inference_prepare_a_12_bit_picture_identically(tmp_path):
     assert torch.allclose(torch.as_tensor(inferred), torch.as_tensor(trained), atol=1e-5)
 
 
+@pytest.mark.integration
 def test_evaluate_on_12_bit_validation_items_equals_training_validation_dice(tmp_path):
     """Train on 12-bit-in-16-bit PNGs; evaluate's Dice on the validation items is training's validation Dice."""
     from medseg_masksup.inference.evaluation import evaluate_checkpoint

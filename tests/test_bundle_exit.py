@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, TRAIN_CONFIG
 from medseg_masksup.bundle_exit import exit_status, user_error_in
 from medseg_masksup.data.datalist import DatalistError
@@ -24,6 +26,7 @@ def _error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip()]
 
 
+@pytest.mark.integration
 def test_inference_bundle_missing_input_is_one_line_with_status_2(tmp_path):
     proc = _bundle(str(BUNDLES / "inference.json"), "--input", str(tmp_path / "nowhere"), "--ckpt", str(tmp_path / "m.pt"),
                    "--output_dir", str(tmp_path / "out"))
@@ -32,6 +35,7 @@ def test_inference_bundle_missing_input_is_one_line_with_status_2(tmp_path):
     assert _error_lines(proc.stderr)[-1] == f"error: input not found: {tmp_path / 'nowhere'}"
 
 
+@pytest.mark.integration
 def test_training_bundle_empty_datalist_is_one_line_with_status_2(tmp_path):
     datalist = tmp_path / "datalist.json"
     datalist.write_text('{"training": []}')

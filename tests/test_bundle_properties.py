@@ -29,6 +29,7 @@ def _workflow(config: str, kind: str, **override):
     return workflow
 
 
+@pytest.mark.integration
 def test_training_bundle_has_every_typed_train_property(tmp_path):
     workflow = _workflow("train.json", "train", output_dir=str(tmp_path), synthetic_cases=10, synthetic_size=32,
                          img_size=[32, 32], epochs=1)
@@ -49,6 +50,7 @@ def test_inference_bundle_has_every_typed_infer_property(tmp_path):
     assert all(torch.equal(loaded[k].cpu(), v) for k, v in reference.items())
 
 
+@pytest.mark.integration
 def test_documented_ckpt_export_command_runs(tmp_path):
     """The command in bundles/masksup/README.md, as written there (paths filled in)."""
     ckpt = random_checkpoint(tmp_path / "run" / "model.pt")

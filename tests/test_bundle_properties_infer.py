@@ -64,6 +64,7 @@ def test_inference_bundle_records_the_resolved_checkpoint(tmp_path):
     ("inference.json", ["--input", "."], "error: no checkpoint given: pass --ckpt <model.pt or training run folder>"),
     ("evaluate.json", ["--datalist", "d.json"], "error: no checkpoint given: pass --ckpt <model.pt or training run folder>"),
 ])
+@pytest.mark.integration
 def test_a_run_without_its_inputs_stops_with_one_line(config, args, message, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", str(BUNDLE / config), *args],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import mlflow
 import torch
 
@@ -23,6 +24,7 @@ def write_glas_datalist(glas_train_folder, out_dir, folds: int = 5):
     return path, len(items)
 
 
+@pytest.mark.integration
 def test_bundle_trains_on_real_glas(shared_data, tmp_path):
     datalist, n = write_glas_datalist(shared_data / "glas" / "Train_Folder", tmp_path)
     assert n == 85

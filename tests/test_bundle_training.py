@@ -60,6 +60,7 @@ def two_runs(tmp_path_factory):
     return out, masksup, baseline
 
 
+@pytest.mark.integration
 def test_tiny_training_runs_and_reports(two_runs):
     out, masksup, _ = two_runs
     assert "best val Dice" in masksup.stdout
@@ -73,6 +74,7 @@ def test_tiny_training_runs_and_reports(two_runs):
     build_network("unet").load_state_dict(state["model"])  # the bare backbone, no MaskSup parts
 
 
+@pytest.mark.integration
 def test_baseline_and_masksup_sit_side_by_side_in_one_experiment(two_runs):
     out, _, _ = two_runs
     client = mlflow.MlflowClient(sqlite_uri(str(out / "mlflow.db")))
@@ -136,6 +138,7 @@ def test_baseline_and_masksup_sit_side_by_side_in_one_experiment(two_runs):
     assert runs["baseline"].data.params["dataset_fingerprint"] == runs["masksup"].data.params["dataset_fingerprint"]
 
 
+@pytest.mark.integration
 def test_bad_settings_stop_before_any_work_with_one_line_each(tmp_path):
     proc = run_bundle(tmp_path, "--method", "magic", "--mask_ratio", "[0.2,1.5]", "--img_size", "[30,30]", check=False)
     assert proc.returncode == 2

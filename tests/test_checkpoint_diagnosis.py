@@ -66,6 +66,7 @@ def test_pickled_objects_still_get_the_could_run_code_refusal(tmp_path):
         load_checkpoint(path)
 
 
+@pytest.mark.integration
 def test_infer_with_a_random_file_as_ckpt_says_it_is_not_a_checkpoint(tmp_path):
     ckpt, head = _random_file(tmp_path / "weights.pt")
     images = tmp_path / "images"

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from medseg_masksup.cli import COMMANDS, main
 
 
@@ -21,6 +23,7 @@ def test_train_help_names_the_bundle_command(capsys):
     assert "python -m monai.bundle run training --config_file bundles/masksup/train.json" in capsys.readouterr().out
 
 
+@pytest.mark.integration
 def test_console_script_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "medseg_masksup.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "usage: medseg-masksup" in proc.stdout

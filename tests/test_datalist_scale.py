@@ -83,6 +83,7 @@ def _rss_bytes() -> int:
         return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS"))
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not image_check.os.path.exists("/proc/self/status"), reason="needs /proc (Linux)")
 def test_resident_memory_of_the_cache_stays_within_twice_its_size(tmp_path):
     """775 × 522 pictures cached at 128 × 128: the full-size temporaries of each item used to stay resident

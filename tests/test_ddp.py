@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -41,6 +42,7 @@ def test_multi_gpu_config_only_overrides_existing_ids():
         assert "_target_" in node, component
 
 
+@pytest.mark.integration
 def test_torchrun_two_processes_gloo_one_run_one_checkpoint(tmp_path):
     datalist = ensure_synthetic_dataset(tmp_path / "data", n_cases=10, size=32)
     out = tmp_path / "out"

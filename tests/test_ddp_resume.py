@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import mlflow
 import torch
 
@@ -27,6 +28,7 @@ def _torchrun(tmp_path, out, datalist, *extra):
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.integration
 def test_torchrun_resume_restores_every_rank_and_continues_the_run(tmp_path):
     datalist = ensure_synthetic_dataset(tmp_path / "data", n_cases=10, size=32)
     out = tmp_path / "out"

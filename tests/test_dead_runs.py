@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import mlflow
 
 from conftest import REPO, TRAIN_CONFIG
@@ -61,6 +62,7 @@ def _dead_empty_claim(folder: Path) -> None:
     assert [p.name for p in folder.iterdir()] == [LOCK_NAME]
 
 
+@pytest.mark.integration
 def test_the_next_start_closes_a_dead_run_and_removes_empty_folders_and_ctrl_c_cleans_up_its_own(tmp_path):
     out = tmp_path / "out"
     first = _start(out)

@@ -94,6 +94,7 @@ def _parsed(tmp_path, ema_decay) -> ConfigParser:
     return parser
 
 
+@pytest.mark.integration
 def test_decay_zero_wires_the_bundle_exactly_as_without_ema(tmp_path):
     parser = _parsed(tmp_path, 0)
     assert parser.get_parsed_content("ema") is None
@@ -104,6 +105,7 @@ def test_decay_zero_wires_the_bundle_exactly_as_without_ema(tmp_path):
     assert parser.get_parsed_content("train#checkpoints").ema is None
 
 
+@pytest.mark.integration
 def test_decay_on_validates_the_average_and_updates_it_every_step(tmp_path):
     parser = _parsed(tmp_path, 0.99)
     ema = parser.get_parsed_content("ema")
@@ -152,6 +154,7 @@ def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("workers", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_bundle_saves_the_average_and_resume_continues_exactly(tmp_path, workers):
     """With loader processes too (``workers`` 1, as on a GPU; opt-in: ``-m slow``): they are reseeded each
@@ -179,6 +182,7 @@ def test_bundle_saves_the_average_and_resume_continues_exactly(tmp_path, workers
     assert run.data.params["ema_decay"] == "0.9"
 
 
+@pytest.mark.integration
 def test_bundle_refuses_a_bad_decay_before_any_work(tmp_path):
     proc = _bundle(tmp_path, *TINY, "--ema_decay", "1.0", check=False)
     assert proc.returncode == 2

@@ -80,6 +80,7 @@ def test_hd95_unit_is_stated_and_mixed_units_are_flagged():
     assert hd95_unit([{"hd95_unit": "mm"}, {"hd95_unit": "px"}]) == "mm/px (mixed)"
 
 
+@pytest.mark.integration
 def test_worst_cases_keeps_the_lowest_dice_and_draws_them(tmp_path):
     worst = WorstCases(2)
     image = np.zeros((3, 12, 10), np.float32)
@@ -122,6 +123,7 @@ def test_default_store_is_beside_the_outputs(tmp_path):
     assert default_tracking_uri(tmp_path, "sqlite:///x.db") == "sqlite:///x.db"
 
 
+@pytest.mark.integration
 def test_evaluate_checkpoint_end_to_end(tmp_path):
     from mlflow.tracking import MlflowClient
     from PIL import Image
@@ -172,6 +174,7 @@ def test_evaluate_checkpoint_end_to_end(tmp_path):
     assert "hd95 (px)" in screen and "median" in screen and "IQR" in screen
 
 
+@pytest.mark.integration
 def test_evaluate_bundle_and_command_errors(tmp_path, capsys):
     from monai.bundle.scripts import run
 
@@ -186,6 +189,7 @@ def test_evaluate_bundle_and_command_errors(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"medseg-masksup evaluate: error: datalist not found: {tmp_path / 'none.json'}"
 
 
+@pytest.mark.integration
 def test_evaluate_bundle_scores_uncertainty_as_the_command_does(tmp_path):
     """evaluate.json carries the --uncertainty options (issue 22) to the same evaluate_checkpoint."""
     from monai.bundle.scripts import run

@@ -21,6 +21,7 @@ from medseg_masksup.networks import build_network
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.integration
 def test_export_both_formats_match_pytorch_and_are_the_plain_backbone(tmp_path):
     import onnx
     import onnxruntime as ort
@@ -60,6 +61,7 @@ def test_compare_applies_the_stated_tolerance():
     assert not result["ok"] and result["max_abs_diff"] == pytest.approx(0.02)
 
 
+@pytest.mark.integration
 def test_monai_bundle_ckpt_export_command(tmp_path):
     ckpt = random_checkpoint(tmp_path / "model.pt")
     cmd = [sys.executable, "-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"),
@@ -74,6 +76,7 @@ def test_monai_bundle_ckpt_export_command(tmp_path):
         assert compare(network(x).numpy(), scripted(x).numpy(), **TOLERANCES["torchscript"])["ok"]
 
 
+@pytest.mark.integration
 def test_export_command_errors(tmp_path, capsys, monkeypatch):
     assert export_cmd.main(["--ckpt", str(tmp_path / "none.pt"), "--output_dir", str(tmp_path / "e")]) == 2
     assert capsys.readouterr().err.strip() == f"medseg-masksup export: error: checkpoint not found: {tmp_path / 'none.pt'}"
@@ -106,6 +109,7 @@ def _follow(spec: dict, image: np.ndarray, run) -> np.ndarray:
 
 @pytest.mark.parametrize("settings", [{}, {"spatial_mode": "patch", "scale": 0.5, "bit_depth": 16}, {"spatial_mode": "patch"}],
                          ids=["resize", "patch-scale-16bit", "patch-native"])
+@pytest.mark.integration
 def test_export_json_preprocessing_alone_reproduces_infer(settings, tmp_path):
     """Following export.json's preprocessing with the plain network gives infer's probabilities (any spatial mode)."""
     from medseg_masksup.inference.options import InferenceOptions
@@ -125,6 +129,7 @@ def test_export_json_preprocessing_alone_reproduces_infer(settings, tmp_path):
     np.testing.assert_allclose(followed, expected, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_onnx_user_following_export_json_gets_infer_s_probabilities(tmp_path):
     """The exported ONNX file, preprocessed as export.json says (patch mode: scale and sliding window)."""
     from medseg_masksup.inference.options import InferenceOptions
@@ -143,6 +148,7 @@ def test_onnx_user_following_export_json_gets_infer_s_probabilities(tmp_path):
     np.testing.assert_allclose(followed, expected, atol=1e-4)
 
 
+@pytest.mark.integration
 def test_without_the_export_extra_torchscript_is_written_and_one_line_names_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # as in a plain wheel install: import onnx fails
     ckpt = random_checkpoint(tmp_path / "model.pt")

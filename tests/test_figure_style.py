@@ -16,7 +16,7 @@ from medseg_masksup.io import figure_style as style
 PACKAGE = Path(__file__).resolve().parents[1] / "medseg_masksup"
 #: every module that draws a figure or an overlay; each takes its colours from the style home
 FIGURE_MODULES = ("io/overlay.py", "training/figures.py", "inference/robustness.py", "inference/worst_cases.py",
-                  "quality/figure.py", "quality/maps.py", "study/report.py")
+                  "quality/figure.py", "quality/least_trusted.py", "quality/maps.py", "study/report.py")
 
 #: tissue colours measured on real pictures (10th / 50th / 90th luminance percentile inside and outside the mask):
 #: H&E = GlaS train_1 (glands and stroma), dermoscopy = PH2 IMD002 (lesion and skin),

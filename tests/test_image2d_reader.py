@@ -119,6 +119,7 @@ RECORDS = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("record_name", sorted(RECORDS))
 def test_training_and_validation_preprocessing_give_the_arrays_of_before(tmp_path, record_name):
     record = RECORDS[record_name]

@@ -50,6 +50,7 @@ def test_the_datalist_check_refuses_them(tmp_path, size):
     assert str(err.value) == f"datalist {datalist}: image {odd} {size_problem(*size)}"
 
 
+@pytest.mark.integration
 def test_training_on_a_1x1_image_stops_in_one_line_before_any_run(tmp_path):
     datalist, odd = _datalist(tmp_path, (1, 1))
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}

@@ -58,6 +58,7 @@ def test_bundle_with_nothing_readable_fails_naming_the_file(tmp_path):
     assert f"{tmp_path / 'in' / 'scan.png'}: cannot be read as an image" in str(cause)
 
 
+@pytest.mark.integration
 def test_real_training_bundle_checkpoint_through_inference_and_evaluation_bundles(tmp_path):
     """Train 1 epoch with bundles/masksup/train.json, then: the inference bundle (CLI) equals
     ``medseg-masksup infer``, and evaluation on the held-out fold reproduces training's validation Dice."""

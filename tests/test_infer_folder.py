@@ -158,6 +158,7 @@ def _two_pictures(folder):
         Image.fromarray(picture(24, 40, BOX)).save(folder / f"{name}.png")
 
 
+@pytest.mark.integration
 def test_reused_output_folder_is_refused_and_overwrite_leaves_exactly_the_new_results(tmp_path, capsys):
     src, out = tmp_path / "in", tmp_path / "out"
     _two_pictures(src)

@@ -66,6 +66,7 @@ def _blocked_run(tmp_path: Path, args: list[str]) -> tuple[subprocess.Popen, Pat
     return proc, go
 
 
+@pytest.mark.integration
 def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_holder(tmp_path, ckpt, capsys):
     """Two ``infer --overwrite`` runs into one folder at once both succeeded, leaving a mix of both runs' masks."""
     args = _args(tmp_path, ckpt)
@@ -86,6 +87,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_holder(tmp_path
     assert '"threshold": 0.3' in (tmp_path / "out" / "summary.json").read_text()
 
 
+@pytest.mark.integration
 def test_the_lock_of_a_killed_run_is_taken_over_with_a_note(tmp_path, ckpt, capsys):
     args = _args(tmp_path, ckpt)
     first, _ = _blocked_run(tmp_path, args)

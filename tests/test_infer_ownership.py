@@ -84,6 +84,7 @@ def test_results_without_a_manifest_are_never_deleted(tmp_path, ckpt, capsys, ov
     assert digest(out) == before
 
 
+@pytest.mark.integration
 def test_a_result_changed_since_the_earlier_run_is_kept(tmp_path, ckpt, capsys):
     """A mask the user edited after the run is no longer that run's output: --overwrite keeps it, the refusal
     says so, and the new mask of that input is not written over it."""
@@ -111,6 +112,7 @@ def test_a_result_changed_since_the_earlier_run_is_kept(tmp_path, ckpt, capsys):
     assert rows["a"]["status"] == "error" and rows["b"]["status"] == "ok"
 
 
+@pytest.mark.integration
 def test_a_manifest_entry_outside_the_folder_is_never_deleted(tmp_path, ckpt):
     """An edited manifest cannot make --overwrite delete outside the output folder, even with a matching hash."""
     src, out = pictures(tmp_path / "in", ("a",)), tmp_path / "out"

@@ -64,6 +64,7 @@ def test_pictures(tmp_path, name, channels, dtype, fg):
     assert row["physical_unit"] == ""
 
 
+@pytest.mark.integration
 def test_nifti_volume_slice_by_slice(tmp_path):
     import nibabel as nib
 
@@ -100,6 +101,7 @@ def test_nifti_2d(tmp_path):
     assert report.rows[0]["physical_unit"] == "mm2"
 
 
+@pytest.mark.integration
 def test_dicom_series_folder(tmp_path):
     import nibabel as nib
 
@@ -130,6 +132,7 @@ def test_dicom_single_file(tmp_path):
     _check_found(np.asarray(result.dataobj) > 0, expected.transpose(2, 1, 0))
 
 
+@pytest.mark.integration
 def test_dicom_multiframe(tmp_path):
     import nibabel as nib
     import SimpleITK as sitk
@@ -147,6 +150,7 @@ def test_dicom_multiframe(tmp_path):
     _check_found(np.asarray(result.dataobj) > 0, expected.transpose(2, 1, 0))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("suffix", [".nrrd", ".mha"])
 def test_nrrd_mha(tmp_path, suffix):
     import SimpleITK as sitk
@@ -164,6 +168,7 @@ def test_nrrd_mha(tmp_path, suffix):
     _check_found(sitk.GetArrayFromImage(result) > 0, expected)
 
 
+@pytest.mark.integration
 def test_summary_json_records_settings(tmp_path):
     from PIL import Image
 

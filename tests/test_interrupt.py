@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import mlflow
 
 from conftest import REPO, TRAIN_CONFIG
@@ -46,6 +47,7 @@ def test_resume_command_replaces_an_earlier_resume():
     assert resume_command("/r d", argv) == "python -m monai.bundle run training --epochs 3 --resume '/r d'"
 
 
+@pytest.mark.integration
 def test_ctrl_c_prints_one_line_marks_the_run_killed_and_resumes(tmp_path):
     """(SIGTERM takes the same path: tests/test_study_runner.py sends it to a study's training.)"""
     signum, status = signal.SIGINT, 130
@@ -74,6 +76,7 @@ def test_ctrl_c_prints_one_line_marks_the_run_killed_and_resumes(tmp_path):
     assert (last.parent / "summary.json").is_file()
 
 
+@pytest.mark.integration
 def test_a_run_killed_while_finalising_resumes_into_a_finished_run(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen(_cmd(out, "--epochs", "1"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

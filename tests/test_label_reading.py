@@ -64,6 +64,7 @@ def test_a_nifti_label_is_read_as_before(tmp_path):
     np.testing.assert_array_equal(read_label(tmp_path / "label.nii.gz", 2.0), labels > 2)
 
 
+@pytest.mark.integration
 def test_evaluate_scores_green_palette_labels_as_training_reads_them(tmp_path):
     datalist = write_labelled_set(tmp_path / "data", n=3)
     truths = {}

@@ -73,6 +73,7 @@ def test_a_resumed_run_continues_on_the_schedule():
     assert shares[2] == pytest.approx(0.25, abs=0.02) and shares[3] == pytest.approx(0.5, abs=0.02)
 
 
+@pytest.mark.integration
 def test_the_bundle_wires_the_warmup_to_its_masker(tmp_path):
     parser = ConfigParser()
     parser.read_config(str(bundle_file("train.json")))
@@ -124,6 +125,7 @@ def test_clean_final_epochs_refused_at_or_past_the_run_length():
     assert check_settings(epochs=4, clean_final_epochs=3) == []
 
 
+@pytest.mark.integration
 def test_the_bundle_wires_clean_final_epochs(tmp_path):
     parser = ConfigParser()
     parser.read_config(str(bundle_file("train.json")))

@@ -6,6 +6,7 @@ import torch
 from medseg_masksup.method.masking import MASK_KINDS, MaskGenerator
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", MASK_KINDS)
 @pytest.mark.parametrize("shape", [(6, 3, 64, 64), (3, 1, 48, 40), (2, 1, 24, 32, 16)])
 def test_ratio_within_bounds_2d_and_3d(kind, shape):
@@ -31,6 +32,7 @@ def test_upsampled_mask_keeps_ratio_for_integer_factor():
     assert torch.allclose(mask.flatten(1).mean(1), torch.full((2,), 0.25))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", MASK_KINDS)
 def test_same_seed_same_masks_different_seed_different(kind):
     a = MaskGenerator(kind, (0.4, 0.6), seed=7)
@@ -121,6 +123,7 @@ def _reference_stroke_times(batch, strokes, coords, extent, gen, vertices=(4, 9)
     return times
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("shape", [(4, 3, 64, 64), (3, 1, 48, 40), (2, 1, 24, 32, 16)])
 def test_windowed_strokes_equal_the_whole_grid_reference(shape, monkeypatch):
     import medseg_masksup.method.masking as masking

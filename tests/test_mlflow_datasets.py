@@ -1,5 +1,6 @@
 """Datalists as MLflow datasets: one per split, the file fingerprint as digest, the split as context."""
 
+import pytest
 import mlflow
 
 from medseg_masksup.data.datalist import fingerprint
@@ -7,6 +8,7 @@ from medseg_masksup.tracking.datasets import log_datalists
 from medseg_masksup.tracking.store import sqlite_uri
 
 
+@pytest.mark.integration
 def test_splits_become_run_inputs_with_fingerprint_digests(tmp_path):
     items = []
     for i in range(3):

@@ -17,6 +17,7 @@ from medseg_masksup.record import TrainingRecord
 from medseg_masksup.tracking.store import sqlite_uri
 
 
+@pytest.mark.integration
 def test_backbone_saved_as_exported_program_with_dynamic_batch(tmp_path):
     torch.manual_seed(0)
     net = build_network("unet").eval()
@@ -49,6 +50,7 @@ def logged(tmp_path_factory):
     return tmp, uri, client, experiment_id, run.info.run_id, info, net
 
 
+@pytest.mark.integration
 def test_logged_model_belongs_to_the_run_with_the_best_epoch_metrics(logged):
     _, uri, client, experiment_id, run_id, info, _ = logged
     with using_tracking_uri(uri):
@@ -59,6 +61,7 @@ def test_logged_model_belongs_to_the_run_with_the_best_epoch_metrics(logged):
     assert [o.model_id for o in client.get_run(run_id).outputs.model_outputs] == [info.model_id]
 
 
+@pytest.mark.integration
 def test_pyfunc_predicts_logits_on_a_bare_ndarray(logged):
     _, uri, _, _, _, info, net = logged
     x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
@@ -85,6 +88,7 @@ def test_registered_under_the_given_name(logged):
     assert [(v.source, v.run_id) for v in versions] == [(info.model_uri, logged[4])]
 
 
+@pytest.mark.integration
 def test_model_loads_and_predicts_without_this_package_or_monai(logged):
     """The requirements are honest: the exported program needs neither medseg_masksup nor MONAI."""
     _, uri, _, _, _, info, _ = logged
@@ -101,6 +105,7 @@ def test_model_loads_and_predicts_without_this_package_or_monai(logged):
     assert proc.stdout.strip().endswith("(2, 1, 32, 32)")
 
 
+@pytest.mark.integration
 def test_mlflow_models_serve_answers_on_loopback(logged):
     """``mlflow models serve --env-manager local`` on the logged model: /invocations returns logits."""
     import json

@@ -2,6 +2,7 @@
 
 import shutil
 
+import pytest
 import mlflow
 
 from medseg_masksup.tracking.portable_store import create_experiment, rebase_artifacts
@@ -19,6 +20,7 @@ def _store_with_one_run(folder, explicit_location=None):
     return client, experiment_id, run.info.run_id, model.model_id
 
 
+@pytest.mark.integration
 def test_a_copied_store_logs_into_the_copy_and_shows_its_old_artifacts(tmp_path):
     original = tmp_path / "runs"
     original.mkdir()
@@ -38,6 +40,7 @@ def test_a_copied_store_logs_into_the_copy_and_shows_its_old_artifacts(tmp_path)
     assert not list(original.glob("mlruns/**/second.txt"))  # the original folder is left alone
 
 
+@pytest.mark.integration
 def test_a_moved_store_logs_into_its_new_place(tmp_path):
     original = tmp_path / "runs"
     original.mkdir()
@@ -54,6 +57,7 @@ def test_a_moved_store_logs_into_its_new_place(tmp_path):
     assert [a.path for a in client.list_artifacts(run_id)] == ["note.txt"]
 
 
+@pytest.mark.integration
 def test_an_explicit_artifact_location_is_never_rewritten(tmp_path):
     original = tmp_path / "runs"
     original.mkdir()
@@ -65,6 +69,7 @@ def test_an_explicit_artifact_location_is_never_rewritten(tmp_path):
     assert mlflow.MlflowClient(uri).get_experiment(experiment_id).artifact_location == explicit
 
 
+@pytest.mark.integration
 def test_new_experiments_open_in_the_model_training_view(tmp_path):
     client = mlflow.MlflowClient(sqlite_uri(str(tmp_path / "mlflow.db")))
     experiment = client.get_experiment(create_experiment(client, "exp"))

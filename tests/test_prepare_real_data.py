@@ -57,6 +57,7 @@ def prepared(tmp_path_factory):
     return get
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(REAL))
 def test_real_dataset_fully_accepted(name, prepared, capsys):
     datalist_file, elapsed = prepared(name)
@@ -77,6 +78,7 @@ def test_real_dataset_fully_accepted(name, prepared, capsys):
         print(f"\n[real data] {name}: {sum(counts)} pairs accepted {counts} in {elapsed:.1f}s")
 
 
+@pytest.mark.integration
 def test_real_glas_rerun_is_idempotent(prepared, tmp_path):
     datalist_file, _ = prepared("glas")
     out = datalist_file.parent

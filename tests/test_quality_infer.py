@@ -36,6 +36,7 @@ def _rows(path):
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.integration
 def test_masks_are_byte_identical_and_maps_scores_and_review_are_added(pictures, tmp_path, capsys):
     from PIL import Image
 
@@ -65,6 +66,7 @@ def test_masks_are_byte_identical_and_maps_scores_and_review_are_added(pictures,
     assert {f"c{i}_uncertainty.png" for i in range(3)} <= listed and "summary.csv" in listed
 
 
+@pytest.mark.integration
 def test_same_input_gives_the_same_map_and_score(pictures, tmp_path):
     for out in ("a", "b"):
         assert _run(pictures, tmp_path / out, "--uncertainty", "--uncertainty_k", "2") == 0
@@ -73,6 +75,7 @@ def test_same_input_gives_the_same_map_and_score(pictures, tmp_path):
         [r["quality_score"] for r in _rows(tmp_path / "b" / "summary.csv")]
 
 
+@pytest.mark.integration
 def test_nifti_volume_map_is_written_in_the_mask_geometry(tmp_path):
     import nibabel as nib
 

@@ -35,6 +35,7 @@ def _evaluate(model, datalist, out, *extra) -> int:
                           "--tracking_uri", shared_tracking_uri(), "--worst_cases", "0", *extra])
 
 
+@pytest.mark.integration
 def test_threshold_is_chosen_on_held_out_cases_stored_and_used_by_infer(model, labelled, tmp_path, capsys):
     assert _evaluate(model, labelled, tmp_path / "eval", "--uncertainty", "--uncertainty_k", "3", "--write_quality",
                      "--review_coverage", "0.8", "--quality_score", "flip_agreement") == 0
@@ -70,6 +71,7 @@ def test_threshold_is_chosen_on_held_out_cases_stored_and_used_by_infer(model, l
     assert f"note: review: {flagged} of 10 segmented cases flagged, flip_agreement < " in err
 
 
+@pytest.mark.integration
 def test_a_file_for_another_checkpoint_or_other_passes_gives_no_flag(model, labelled, tmp_path, capsys):
     assert _evaluate(model, labelled, tmp_path / "eval", "--uncertainty", "--uncertainty_passes", "flips",
                      "--write_quality") == 0
@@ -119,6 +121,7 @@ def test_evaluate_refuses_bad_quality_settings_in_one_line(model, labelled, tmp_
     assert not (model.parent / "quality.json").exists()
 
 
+@pytest.mark.integration
 def test_the_least_trusted_cases_are_drawn_beside_their_maps(model, labelled, tmp_path, capsys):
     shared_experiment()
     assert evaluate.main(["--ckpt", str(model), "--datalist", str(labelled), "--output_dir", str(tmp_path / "eval"),

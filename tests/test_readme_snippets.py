@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from medseg_masksup.bundle_files import bundle_dir
@@ -23,6 +24,7 @@ def readme_block(language: str, containing: str) -> str:
     return block
 
 
+@pytest.mark.integration
 def test_readme_mlflow_snippet_loads_the_newest_training_run_s_model(tmp_path):
     """Against a store laid out as the default training leaves it (runs/mlflow.db, experiment
     masksup-synthetic-glands), with a newer evaluation run (no model) filed after the training run."""

@@ -78,6 +78,7 @@ def test_ensemble_refuses_checkpoints_with_other_preprocessing(tmp_path):
         load_ensemble([a, b])
 
 
+@pytest.mark.integration
 def test_validation_dice_equals_evaluate_dice_in_patch_mode(tmp_path):
     """The checkpoint training selects is scored by validation exactly as ``evaluate`` scores it (native size)."""
     from medseg_masksup.inference.evaluation import evaluate_checkpoint

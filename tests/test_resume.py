@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import mlflow
 import torch
 
@@ -22,6 +23,7 @@ def _cmd(out, *extra):
             "--output_dir", str(out), *ARGS, *extra]
 
 
+@pytest.mark.integration
 def test_sigkill_then_resume_continues_the_same_run(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
@@ -69,6 +71,7 @@ def test_sigkill_then_resume_continues_the_same_run(tmp_path):
     assert best_after["training_record"]["mlflow_run_id"] == crashed.info.run_id
 
 
+@pytest.mark.integration
 def test_resume_refuses_a_run_of_another_network(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}

@@ -36,6 +36,7 @@ def _killed_holder(folder: Path) -> None:
     proc.wait(timeout=60)
 
 
+@pytest.mark.integration
 def test_a_live_claim_is_in_use_and_refused_to_a_second_process_naming_the_holder(tmp_path):
     folder = tmp_path / "run"
     proc = _holder(folder)
@@ -51,6 +52,7 @@ def test_a_live_claim_is_in_use_and_refused_to_a_second_process_naming_the_holde
         proc.wait(timeout=60)
 
 
+@pytest.mark.integration
 def test_a_killed_holder_leaves_an_abandoned_claim_that_a_sweep_removes_only_if_empty(tmp_path):
     empty, used = tmp_path / "a", tmp_path / "b"
     _killed_holder(empty)
@@ -84,6 +86,7 @@ def test_release_removes_the_lock_and_an_empty_folder_and_is_idempotent(tmp_path
     assert str(folder.resolve()) not in run_claim._claims
 
 
+@pytest.mark.integration
 def test_resume_auto_skips_a_run_another_process_trains_and_explicit_resume_of_it_is_refused(tmp_path):
     base = tmp_path / "out" / "data" / "masksup"
     older, newer = base / "20240101-000000", base / "20240102-000000"

@@ -35,6 +35,7 @@ for r in range(rounds):
 """
 
 
+@pytest.mark.integration
 def test_three_runs_started_at_once_into_a_fresh_folder_three_times(tmp_path):
     n_procs, rounds = 3, 3
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
@@ -85,6 +86,7 @@ def test_store_lock_creates_the_folder_and_excludes_a_second_holder(tmp_path):
     assert not acquired
 
 
+@pytest.mark.integration
 def test_a_store_whose_creation_stopped_half_way_is_not_left_under_its_name(tmp_path, monkeypatch):
     uri = sqlite_uri(str(tmp_path / "mlflow.db"))
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from medseg_masksup.commands.compare import main as compare
 from medseg_masksup.study.report import write_study_report
 from medseg_masksup.study.runner import RESULT_FILE
@@ -64,6 +66,7 @@ def test_report_makes_the_choice_with_tta_as_well_when_the_study_has_both(tmp_pa
     assert record["baseline"]["final-tta"]["keep_largest"] is False
 
 
+@pytest.mark.integration
 def test_keep_largest_is_added_to_a_finished_study_without_retraining(tiny_study, capsys, monkeypatch):
     from mlflow.tracking import MlflowClient
 

@@ -37,6 +37,7 @@ def _aurc_by_enumeration(confidence: list[float], risk: list[float]) -> float:
     return float(np.mean(areas))
 
 
+@pytest.mark.integration
 def test_uncertainty_is_added_to_a_finished_study_without_retraining(tiny_study, capsys, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     study, args = tiny_study  # a copy of the session's study, trained and evaluated without quality scores
@@ -81,6 +82,7 @@ def test_uncertainty_is_added_to_a_finished_study_without_retraining(tiny_study,
     check_kept_once_asked(compare, study, args, capsys, "Quality scores (`compare --uncertainty`")
 
 
+@pytest.mark.integration
 def test_uncertainty_on_a_run_without_its_checkpoint_names_the_file_and_keeps_the_result(tiny_study, capfd, monkeypatch):
     """A committed study keeps no weights: the run is named in one line and keeps its result; the other run
     gets the scores, and the report waits for every compared run, naming the one without."""

@@ -6,10 +6,13 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from medseg_masksup.commands.compare import main as compare
 from medseg_masksup.study.runner import load_results
 
 
+@pytest.mark.integration
 def test_study_runs_evaluates_reports_and_resumes(tiny_study, capsys, monkeypatch):
     """``tiny_study`` is a copy of the study the session trained with ``compare``."""
     from mlflow.tracking import MlflowClient
@@ -78,6 +81,7 @@ def test_negative_workers_are_refused(tmp_path, capsys):
     assert "--workers must be 0 or more, got -1" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_a_user_defined_arm_trains_with_its_settings_beside_a_finished_study(tiny_study, capsys, monkeypatch):
     """``--arm`` adds a setting-variant arm to a finished study: only its runs train, with its overrides, and the
     report compares it with the baseline on the same cases. ``--workers`` is no study setting: a study started
@@ -112,6 +116,7 @@ def test_a_user_defined_arm_trains_with_its_settings_beside_a_finished_study(tin
     assert "3 runs, 3 already done, 0 to run" in capsys.readouterr().out
 
 
+@pytest.mark.integration
 def test_report_only_needs_nothing_but_the_study_folder(tiny_study, tmp_path, capsys):
     """A committed study folder is reported without its datalist (another machine may not have the data)."""
     study, args = tiny_study
@@ -138,6 +143,7 @@ def _processes_mentioning(text: str) -> list[int]:
     return pids
 
 
+@pytest.mark.integration
 def test_sigterm_to_compare_stops_its_trainings_and_the_study_resumes(tmp_path):
     """``kill`` / ``timeout`` / a scheduler send SIGTERM to ``compare`` only; its trainings (children and
     grandchildren) used to go on unseen, writing into the study folder. Now they stop with it, resumably."""
@@ -180,6 +186,7 @@ def test_sigterm_to_compare_stops_its_trainings_and_the_study_resumes(tmp_path):
     assert load_results(study)[0]["key"] == "baseline-s0-f0"
 
 
+@pytest.mark.integration
 def test_first_trains_the_named_arms_before_the_others(tmp_path, capsys, monkeypatch):
     """``--first`` reorders the unfinished runs (the named arms first, study order otherwise); the trainings are
     faked here (each exits 1), only the order in which they start is checked."""
@@ -214,6 +221,7 @@ def test_first_trains_the_named_arms_before_the_others(tmp_path, capsys, monkeyp
     assert (tmp_path / "s" / "study.json").read_text() == plan
 
 
+@pytest.mark.integration
 def test_a_second_signal_while_compare_stops_its_runs_is_reported_not_obeyed(tmp_path, monkeypatch):
     """An impatient second Ctrl-C / SIGTERM used to meet the default handler and end ``compare`` while its runs
     were still saving, releasing the study lock under them. Now compare says so and waits. The training and the
@@ -258,6 +266,7 @@ def test_a_second_signal_while_compare_stops_its_runs_is_reported_not_obeyed(tmp
     assert lines[-1].startswith("study stopped (SIGTERM); 1 run(s) interrupted: baseline-s0-f0")
 
 
+@pytest.mark.integration
 def test_the_report_tables_follow_the_runs_as_they_finish(tmp_path, capsys, monkeypatch):
     """A study of hours used to show nothing until its last run: now the tables are rewritten after each run
     (the figures at the end), and a failing report does not stop the study. Trainings are faked: each writes
@@ -349,6 +358,7 @@ def test_report_only_reports_the_arms_asked_for_while_another_is_unfinished(tmp_
     assert "--report_arms works with --report_only" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_a_preset_study_with_a_short_budget_clamps_the_warm_up_in_one_line(tmp_path, capsys, monkeypatch):
     """``compare --preset glas --epochs 3`` used to fail in every run (warm-up 5 >= 3 epochs); the plan now
     carries the clamped warm-up, said once, before any run starts (trainings faked: only the plan is checked)."""

@@ -18,6 +18,7 @@ from study_fixtures import (check_evaluation_added, check_kept_once_asked, check
 RUNS = ("baseline-s0-f0", "masksup-s0-f0")
 
 
+@pytest.mark.integration
 def test_tta_is_added_to_a_finished_study_without_retraining(tiny_study, capsys, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     study, args = tiny_study  # a copy of the session's study, trained and evaluated without TTA
@@ -89,6 +90,7 @@ def test_report_compares_tta_only_when_every_run_has_it(tmp_path):
     assert not (tmp_path / "report2" / "tta.csv").exists()
 
 
+@pytest.mark.integration
 def test_tta_on_a_run_without_its_checkpoint_names_the_file_and_keeps_the_result(tiny_study, capfd, monkeypatch):
     """A committed study folder has no weights: ``--tta`` says which checkpoint is missing, fails the run
     (exit 1) and leaves its ``result.json`` as it was."""

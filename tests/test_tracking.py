@@ -10,6 +10,7 @@ def _engine():
     return Engine(lambda engine, batch: None)
 
 
+@pytest.mark.integration
 def test_a_new_run_is_created_never_an_unfinished_one_adopted(tmp_path):
     uri = sqlite_uri(str(tmp_path / "mlflow.db"))
     crashed = MLflowRunHandler(tracking_uri=uri, experiment_name="e", run_name="masksup")
@@ -19,6 +20,7 @@ def test_a_new_run_is_created_never_an_unfinished_one_adopted(tmp_path):
     assert fresh.run_id != crashed.run_id
 
 
+@pytest.mark.integration
 def test_resume_with_changed_params_tags_them_instead_of_failing(tmp_path):
     uri = sqlite_uri(str(tmp_path / "mlflow.db"))
     first = MLflowRunHandler(tracking_uri=uri, experiment_name="e", run_name="masksup",
@@ -38,6 +40,7 @@ def test_a_run_name_is_required(tmp_path):
         MLflowRunHandler(tracking_uri=sqlite_uri(str(tmp_path / "m.db")), experiment_name="e")
 
 
+@pytest.mark.integration
 def test_close_abandoned_runs_closes_only_the_runs_whose_folder_the_caller_judges_dead(tmp_path):
     """The handler knows no run folders: the caller (training's run claims) says which are dead."""
     uri = sqlite_uri(str(tmp_path / "mlflow.db"))

@@ -94,6 +94,7 @@ def _train(out, *extra: str, env: dict | None = None) -> tuple[subprocess.Comple
     return proc, time.monotonic() - start
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("via", ["flag", "environment"])
 def test_training_against_a_dead_server_ends_in_one_line_before_any_run_folder(tmp_path, via):
     uri = f"http://127.0.0.1:{_closed_port()}"
@@ -115,6 +116,7 @@ def test_training_against_a_dead_server_ends_in_one_line_before_any_run_folder(t
     assert seconds < 120, seconds  # MLflow alone retried for 259 s; the probe takes milliseconds, the rest is start-up
 
 
+@pytest.mark.integration
 def test_training_against_a_silent_server_gives_up_after_the_probe_timeout(tmp_path):
     out = tmp_path / "runs"
     with _silent_server() as uri:
@@ -125,6 +127,7 @@ def test_training_against_a_silent_server_gives_up_after_the_probe_timeout(tmp_p
     assert not out.exists()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("command", ["evaluate", "robustness"])
 def test_evaluate_and_robustness_refuse_a_dead_server_before_any_work(tmp_path, command):
     uri = f"http://127.0.0.1:{_closed_port()}"

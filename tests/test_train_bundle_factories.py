@@ -132,6 +132,7 @@ def test_fitted_cache_rate_fits_the_context_s_split(tmp_path):
     assert fit_cache_rate(context.train_items, context.val_items, record, 0.5, available=1) == 0.0  # what it asks
 
 
+@pytest.mark.integration
 def test_mlflow_handler_files_the_run_under_the_context_and_resumes_its_run(tmp_path):
     settings = _settings(tmp_path)
     context = msc.run_context(settings)

@@ -57,6 +57,7 @@ def test_a_preset_warm_up_is_clamped_to_a_short_budget_only(overrides, expected)
     assert fitted_warmup("glas", {"warmup_epochs": 5, "epochs": 100}, overrides) == expected
 
 
+@pytest.mark.integration
 def test_names_that_are_no_setting_are_refused_on_the_bundle_route(tmp_path):
     out = tmp_path / "runs"
     proc = _run("-m", "monai.bundle", "run", "training", "--config_file", str(TRAIN_CONFIG), "--output_dir", str(out),
@@ -72,6 +73,7 @@ def test_names_that_are_no_setting_are_refused_on_the_bundle_route(tmp_path):
     assert not out.exists()  # refused before any data, run folder or MLflow store
 
 
+@pytest.mark.integration
 def test_names_that_are_no_setting_and_a_given_bad_warm_up_are_refused_on_the_cli(tmp_path):
     out = tmp_path / "runs"
     proc = _run("-m", "medseg_masksup.cli", "train", "--preset", "glas", "--output_dir", str(out), "--epochs", "3",
@@ -82,6 +84,7 @@ def test_names_that_are_no_setting_and_a_given_bad_warm_up_are_refused_on_the_cl
     assert "clamped" not in proc.stderr and not out.exists()
 
 
+@pytest.mark.integration
 def test_a_preset_with_a_short_budget_trains(tmp_path):
     """The README's real-data command with ``--epochs 3``: the GlaS preset's 5 warm-up epochs are clamped to 2."""
     from medseg_masksup.data.synthetic import ensure_synthetic_dataset

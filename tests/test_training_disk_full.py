@@ -50,6 +50,7 @@ def _status(out: Path) -> list[str]:
         return [row[0] for row in con.execute("SELECT status FROM runs")]
 
 
+@pytest.mark.integration
 def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_last_checkpoint_survives(tmp_path):
     out = tmp_path / "out"
     proc = _train(out, "--epochs", "3", full_after=2)  # epoch 1's model.pt and last.pt fit, then the disk is full
@@ -66,6 +67,7 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_last_checkpoint_survive
     assert _status(out) == ["FAILED"]
 
 
+@pytest.mark.integration
 def test_a_full_disk_while_writing_the_report_names_the_file_and_resume_finishes_the_run(tmp_path):
     out = tmp_path / "out"
     proc = _train(out, "--epochs", "1", full_after=2)  # both checkpoints fit, the report's first figure does not
