@@ -1,6 +1,6 @@
 """Shared test settings: CPU only, few threads (CI has 2 cores), paths to the optional real data, and the tiers.
 
-Tiers: ``pytest`` runs the default suite (what CI runs); ``pytest -m "not integration"`` is the fast tier for
+Tiers: ``pytest`` runs the default suite (what CI runs; two pytest-xdist workers, ``-n 0`` for one process); ``pytest -m "not integration"`` is the fast tier for
 editing (no test that trains, runs a study or starts the CLI or a bundle in a subprocess). The opt-in markers
 (``slow``, ``gpu``, ``browser``) run only when ``-m`` names them (``pytest -m slow``), whatever else it selects.
 """
@@ -18,7 +18,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 TRAIN_CONFIG = REPO / "bundles" / "masksup" / "train.json"
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+#: pytest-xdist workers share the cores: each gets its share of them (CI: 2 cores, 2 workers, 1 thread each)
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(2, os.cpu_count() or 1) // WORKERS)
+torch.set_num_threads(THREADS)
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))  # the CLI and bundle processes tests start
 
 #: markers whose tests run only when ``-m`` names them
 OPT_IN_MARKERS = ("slow", "gpu", "browser")
