@@ -63,6 +63,8 @@ def test_mixed_folder_processes_all_good_files_and_reports_bad_ones(mixed, tmp_p
         assert (out / name).is_file(), name
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]  # no temporary files left behind
     assert int(rows["good"]["foreground_px"]) > 0 and rows["corrupt"]["message"].startswith(str(mixed / "corrupt.png"))
+    # the summary records the mode actually used (the bright model was trained on whole images), never "auto"
+    assert json.loads((out / "summary.json").read_text())["options"]["mode"] == "resize"
 
 
 def test_output_folder_equal_to_input_is_refused(mixed, capsys):

@@ -289,7 +289,7 @@ class FolderRun:
         run_info = {
             "checkpoint": self.checkpoint,
             "input": str(self.input),
-            "options": {**self.predictor.options.summary(self.predictor.threshold), "save_prob": self.save_prob,
+            "options": {**self.predictor.options.summary(self.predictor.threshold, self.predictor.mode), "save_prob": self.save_prob,
                         "overlay": self.overlay},
             "training_record": self.predictor.record.state_dict(),
         }
