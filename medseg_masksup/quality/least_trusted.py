@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..io import figure_style as style
-from .review import choose_threshold
+from .review import choose_threshold, needs_review
 from .risk_coverage import confidence_of
 from .settings import score_info
 
@@ -49,8 +49,7 @@ def flagged_below(rows: Sequence[dict[str, Any]], score: str, coverage: float) -
     """Whether a score value would be flagged by the review threshold chosen on ``rows`` for ``coverage``
     (:func:`~medseg_masksup.quality.review.choose_threshold`, the rule ``--write_quality`` stores)."""
     threshold, _ = choose_threshold([float(r[score]) for r in rows], score, coverage)
-    higher_is_better = score_info(score).higher_is_better
-    return (lambda v: v < threshold) if higher_is_better else (lambda v: v > threshold)
+    return lambda value: needs_review(score, threshold, value)
 
 
 def plot_least_trusted(cases: Sequence[DrawnCase], score: str, coverage: float, path: str | Path) -> Path | None:

@@ -53,6 +53,11 @@ def choose_threshold(values: Sequence[float], score: str, coverage: float) -> tu
     return threshold, reached
 
 
+def needs_review(score: str, threshold: float, value: float) -> bool:
+    """The review rule: a case is flagged when its ``score`` lies on the untrusted side of ``threshold``."""
+    return value < threshold if score_info(score).higher_is_better else value > threshold
+
+
 @dataclass
 class ReviewFlag:
     """A chosen review threshold (the content of ``quality.json``)."""
@@ -73,7 +78,7 @@ class ReviewFlag:
 
     def review(self, value: float) -> bool:
         """Whether a case with this score should be checked by a person."""
-        return value < self.threshold if score_info(self.score).higher_is_better else value > self.threshold
+        return needs_review(self.score, self.threshold, value)
 
     def describe(self) -> str:
         """e.g. ``flip_agreement < 0.93 (chosen on 17 validation cases for 90 % coverage)``."""
